@@ -1,0 +1,3 @@
+from .poseur_head import PoseurHead
+
+__all__ = ['PoseurHead']

@@ -1,0 +1,167 @@
+"""Poseur's query decoder: post-norm layers with iterative reference refinement."""
+import copy
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.model import BaseModule
+from mmpose.registry import MODELS
+from torch import Tensor, nn
+
+from .emsda_attention import EMSDAttention
+
+INVERSE_SIGMOID_EPS = 1e-5
+
+
+def inverse_sigmoid(x: Tensor, eps: float = INVERSE_SIGMOID_EPS) -> Tensor:
+    """``log(x / (1 - x))`` of x clamped to [0, 1], both terms floored at ``eps``."""
+    x = x.clamp(0, 1)
+    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
+
+
+def mlp(in_dims: int, hidden_dims: int, out_dims: int, num_layers: int,
+        activation: bool) -> nn.Sequential:
+    """``num_layers`` linears in_dims -> hidden_dims ... -> out_dims, ReLU between them
+    when ``activation``."""
+    dims = [in_dims] + [hidden_dims] * (num_layers - 1) + [out_dims]
+    layers: List[nn.Module] = []
+    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(nn.Linear(d_in, d_out))
+        if activation and i < num_layers - 1:
+            layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class PoseurDecoderLayer(BaseModule):
+    """Post-norm layer: group-wise self-attention, EMSDA cross-attention, FFN.
+
+    Each sub-block is ``x = LayerNorm(x + Dropout(block(x)))``. Self-attention runs only
+    inside each query group: groups are folded into the batch dimension.
+
+    Note:
+        - B: batch size, G: query groups, K: queries per group, Q = G * K
+        - N: memory tokens, C: ``embed_dims``, L: levels
+
+    Args:
+        embed_dims (int): channels C. Defaults to 256.
+        num_heads (int): heads of both attentions. Defaults to 8.
+        num_levels (int): memory levels L. Defaults to 4.
+        num_points (int): EMSDA sampling points per head and level. Defaults to 4.
+        ffn_dims (int): hidden channels of the FFN. Defaults to 1024.
+        dropout (float): dropout in attention, on residual branches and in the FFN.
+            Defaults to 0.1.
+    """
+
+    def __init__(self,
+                 embed_dims: int = 256,
+                 num_heads: int = 8,
+                 num_levels: int = 4,
+                 num_points: int = 4,
+                 ffn_dims: int = 1024,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(
+            embed_dims, num_heads, dropout=dropout, batch_first=True)
+        self.cross_attn = EMSDAttention(embed_dims, num_heads, num_levels, num_points, dropout)
+        self.ffn = nn.Sequential(
+            nn.Linear(embed_dims, ffn_dims), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(ffn_dims, embed_dims))
+        self.dropout = nn.Dropout(dropout)
+        self.norms = nn.ModuleList(nn.LayerNorm(embed_dims) for _ in range(3))
+
+    def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor,
+                reference_points: Tensor, spatial_shapes: Tensor, num_groups: int) -> Tensor:
+        """
+        Args:
+            query (Tensor): query content, shape (B, Q, C).
+            query_pos (Tensor): query positional part, shape (B, Q, C).
+            memory (Tensor): the decoder memory, shape (B, N, C).
+            reference_points (Tensor): normalised (x, y), shape (B, Q, 2).
+            spatial_shapes (Tensor): (H_l, W_l) per level, long, shape (L, 2).
+            num_groups (int): query groups G that must not attend to each other.
+
+        Returns:
+            Tensor: updated queries, shape (B, Q, C).
+        """
+        batch, num_queries, channels = query.shape
+        grouped = (batch * num_groups, num_queries // num_groups, channels)  # (B*G, K, C)
+        q = (query + query_pos).reshape(grouped)
+        attn, _ = self.self_attn(q, q, query.reshape(grouped), need_weights=False)
+        query = self.norms[0](query + self.dropout(attn.reshape(query.shape)))
+        cross = self.cross_attn(query, query_pos, memory, reference_points, spatial_shapes)
+        query = self.norms[1](query + cross)
+        return self.norms[2](query + self.dropout(self.ffn(query)))
+
+
+@MODELS.register_module()
+class PoseurDecoder(BaseModule):
+    """Stack of :class:`PoseurDecoderLayer` refining keypoint reference points.
+
+    After layer l, with h_l its output queries::
+
+        ref_{l+1} = sigmoid(delta_l(h_l) + inverse_sigmoid(ref_l))    (fed to layer l + 1)
+        coord_l   = ref_{l+1} + out_delta_l(h_l)                      (supervised, not fed back)
+        sigma_l   = sigma_branch_l(h_l)                               (logits)
+
+    Gradients flow through the whole reference chain. Every layer has its own branches:
+    delta and out_delta are MLPs C -> C -> C -> 2 with ReLU; sigma is three linears with no
+    activation. The last linear of each delta branch starts at zero, so an untrained
+    decoder starts from the coarse prediction.
+
+    Args:
+        num_layers (int): decoder layers. Defaults to 6.
+        layer_cfg (dict, optional): keyword arguments of :class:`PoseurDecoderLayer`.
+            Defaults to the layer's own defaults.
+    """
+
+    def __init__(self, num_layers: int = 6, layer_cfg: Optional[dict] = None):
+        super().__init__()
+        layer_cfg = copy.deepcopy(layer_cfg) if layer_cfg else {}
+        self.layers = nn.ModuleList(PoseurDecoderLayer(**layer_cfg) for _ in range(num_layers))
+        embed_dims = self.layers[0].norms[0].normalized_shape[0]
+        self.embed_dims = embed_dims
+        self.delta_branches = nn.ModuleList(
+            mlp(embed_dims, embed_dims, 2, 3, activation=True) for _ in range(num_layers))
+        self.out_delta_branches = nn.ModuleList(
+            mlp(embed_dims, embed_dims, 2, 3, activation=True) for _ in range(num_layers))
+        self.sigma_branches = nn.ModuleList(
+            mlp(embed_dims, embed_dims, 2, 3, activation=False) for _ in range(num_layers))
+
+    def init_weights(self) -> None:
+        """Xavier for every matrix, then EMSDA's own init and zeroed delta outputs."""
+        for param in self.parameters():
+            if param.dim() > 1:
+                nn.init.xavier_uniform_(param)
+        for module in self.modules():
+            if isinstance(module, EMSDAttention):
+                module.init_weights()
+        for branch in self.delta_branches:
+            nn.init.zeros_(branch[-1].weight)
+            nn.init.zeros_(branch[-1].bias)
+
+    def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor,
+                reference_points: Tensor, spatial_shapes: Tensor,
+                num_groups: int) -> Dict[str, List[Tensor]]:
+        """
+        Note:
+            B: batch size, Q: queries (all groups), N: memory tokens, C: channels.
+
+        Args:
+            query (Tensor): initial query content, shape (B, Q, C).
+            query_pos (Tensor): query positional part, shape (B, Q, C).
+            memory (Tensor): the decoder memory, shape (B, N, C).
+            reference_points (Tensor): initial normalised (x, y), shape (B, Q, 2).
+            spatial_shapes (Tensor): (H_l, W_l) per level, long, shape (L, 2).
+            num_groups (int): query groups that must not attend to each other.
+
+        Returns:
+            dict: ``coords`` and ``sigma_logits``, one (B, Q, 2) tensor per layer each.
+        """
+        coords, sigma_logits = [], []
+        ref = reference_points
+        for layer, delta, out_delta, sigma in zip(self.layers, self.delta_branches,
+                                                  self.out_delta_branches, self.sigma_branches):
+            query = layer(query, query_pos, memory, ref, spatial_shapes, num_groups)
+            ref = torch.sigmoid(delta(query) + inverse_sigmoid(ref))
+            coords.append(ref + out_delta(query))
+            sigma_logits.append(sigma(query))
+        return dict(coords=coords, sigma_logits=sigma_logits)

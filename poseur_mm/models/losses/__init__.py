@@ -1,0 +1,3 @@
+from .poseur_rle_loss import PoseurRLELoss
+
+__all__ = ['PoseurRLELoss']

@@ -1,0 +1,3 @@
+from .emsda import emsda_sampling
+
+__all__ = ['emsda_sampling']
