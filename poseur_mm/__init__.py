@@ -8,7 +8,7 @@ from .compat import check_dependencies
 
 check_dependencies()
 
-from . import models  # noqa: E402,F401  (registers the modules)
+from . import engine, models  # noqa: E402,F401  (registers the modules)
 from .ops import emsda_sampling  # noqa: E402
 
 __all__ = ['__version__', 'emsda_sampling']

@@ -49,6 +49,17 @@ class PoseurRLELoss(nn.Module):
         """The flow's own initialisation (xavier with gain 0.01)."""
         self.flow.init_weights()
 
+    def log_prob(self, z: Tensor) -> Tensor:
+        """Log density of the flow with prior N(``prior_mean``, I), shape (M, 2) -> (M,).
+
+        Written out instead of ``RealNVP.log_prob``, whose ``MultivariateNormal`` rejects
+        non-finite input with a ValueError: a NaN loss must reach the training loop, where
+        :class:`NonFiniteLossHook` reports it with the iteration and the loss term.
+        """
+        latent, log_det = self.flow.backward_p(z)
+        squared = ((latent - self.flow.loc)**2).sum(dim=-1)
+        return -0.5 * squared - math.log(2 * math.pi) + log_det
+
     def forward(self,
                 pred: Tensor,
                 sigma_logits: Tensor,
@@ -70,7 +81,7 @@ class PoseurRLELoss(nn.Module):
             sigma = sigma_logits.float().sigmoid()
             batch, num_queries, _ = pred.shape
             error = pred - target
-            log_phi = self.flow.log_prob((error / sigma).reshape(-1, 2))
+            log_phi = self.log_prob((error / sigma).reshape(-1, 2))
             log_phi = log_phi.view(batch, num_queries, 1)
             nf_loss = torch.log(sigma) - log_phi
             residual = (torch.log(sigma * math.sqrt(2 * math.pi)) +
