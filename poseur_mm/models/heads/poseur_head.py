@@ -111,7 +111,7 @@ class PoseurHead(BaseHead):
 
         self.coarse_coord = nn.Linear(embed_dims, num_joints * 2)
         self.coarse_sigma = nn.Linear(embed_dims, num_joints * 2)
-        self.level_embed = nn.Parameter(torch.empty(num_feature_levels, embed_dims))
+        self.level_embed = nn.Parameter(torch.randn(num_feature_levels, embed_dims))
         self.keypoint_encoder = MODELS.build(
             dict(type='KeypointEncoder', num_joints=num_joints, embed_dims=embed_dims))
         query_decoder = copy.deepcopy(query_decoder) if query_decoder else {}
@@ -237,9 +237,11 @@ class PoseurHead(BaseHead):
         """
         if test_cfg.get('flip_test', False):
             metainfo = batch_data_samples[0].metainfo
-            if metainfo.get('flip_indices') is None:
-                raise ValueError('flip test needs flip_indices in the dataset metainfo; use '
-                                 'a dataset with flip pairs or set flip_test=False')
+            if len(metainfo.get('flip_indices') or []) != self.num_joints:
+                raise ValueError(f'flip test needs flip_indices for all {self.num_joints} '
+                                 'keypoints in the dataset metainfo; use a dataset config with '
+                                 'flip pairs (swap) for num_joints keypoints, or set '
+                                 'flip_test=False')
             feats, feats_flip = feats
             coords, sigma = self._coords_and_sigma(feats)
             coords_flip, sigma_flip = self._coords_and_sigma(feats_flip)
@@ -291,6 +293,10 @@ class PoseurHead(BaseHead):
         outputs = self.forward_all(feats)
         target = torch.cat([d.gt_instance_labels.keypoint_labels for d in batch_data_samples])
         weight = torch.cat([d.gt_instance_labels.keypoint_weights for d in batch_data_samples])
+        if target.shape[1] != self.num_joints:
+            raise ValueError(f'the dataset has {target.shape[1]} keypoints but PoseurHead was '
+                             f'built with num_joints={self.num_joints}; set num_joints to the '
+                             "dataset metainfo's num_keypoints")
         coarse = outputs['coarse']
         losses = dict(loss_coarse=self.coarse_loss(coarse['coords'], coarse['sigma_logits'],
                                                    target, weight))

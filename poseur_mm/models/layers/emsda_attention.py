@@ -56,6 +56,7 @@ class EMSDAttention(BaseModule):
         self.head_proj_bias = nn.Parameter(torch.zeros(num_heads, head_dims))
         self.output_proj = nn.Linear(embed_dims, embed_dims)
         self.dropout = nn.Dropout(dropout)
+        self.init_weights()
 
     def init_weights(self) -> None:
         """Deformable-DETR's initialisation, described in the class docstring."""

@@ -78,7 +78,9 @@ class PoseurRLELoss(nn.Module):
         """
         with torch.autocast(device_type=pred.device.type, enabled=False):
             pred, target = pred.float(), target.float()
-            sigma = sigma_logits.float().sigmoid()
+            # sigmoid underflows to 0 for logits below about -104; log(0) and x / 0 would
+            # turn even zero-weight keypoints into NaN (inf * 0), so floor sigma.
+            sigma = sigma_logits.float().sigmoid().clamp(min=SIGMA_EPS)
             batch, num_queries, _ = pred.shape
             error = pred - target
             log_phi = self.log_prob((error / sigma).reshape(-1, 2))
