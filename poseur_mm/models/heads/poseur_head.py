@@ -310,7 +310,7 @@ class PoseurHead(BaseHead):
 
         final = layers['coords'][-1][:, :self.num_joints]
         _, avg_acc, _ = keypoint_pck_accuracy(
-            pred=to_numpy(final),
+            pred=to_numpy(final.float()),  # numpy has no bfloat16
             gt=to_numpy(target),
             mask=to_numpy(weight) > 0,
             thr=0.05,

@@ -102,7 +102,7 @@ class PoseurDecoder(BaseModule):
         coord_l   = ref_{l+1} + out_delta_l(h_l)                      (supervised, not fed back)
         sigma_l   = sigma_branch_l(h_l)                               (logits)
 
-    Gradients flow through the whole reference chain. Every layer has its own branches:
+    Gradients flow through the whole reference chain, which is computed in float32. Every layer has its own branches:
     delta and out_delta are MLPs C -> C -> C -> 2 with ReLU; sigma is three linears with no
     activation. The last linear of each delta branch starts at zero, so an untrained
     decoder starts from the coarse prediction.
@@ -161,7 +161,9 @@ class PoseurDecoder(BaseModule):
         for layer, delta, out_delta, sigma in zip(self.layers, self.delta_branches,
                                                   self.out_delta_branches, self.sigma_branches):
             query = layer(query, query_pos, memory, ref, spatial_shapes, num_groups)
-            ref = torch.sigmoid(delta(query) + inverse_sigmoid(ref))
-            coords.append(ref + out_delta(query))
-            sigma_logits.append(sigma(query))
+            # the reference chain stays float32 under autocast: bfloat16 keeps ~3 digits,
+            # half a pixel at 192 px
+            ref = torch.sigmoid(delta(query).float() + inverse_sigmoid(ref.float()))
+            coords.append(ref + out_delta(query).float())
+            sigma_logits.append(sigma(query).float())
         return dict(coords=coords, sigma_logits=sigma_logits)
