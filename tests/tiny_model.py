@@ -14,18 +14,24 @@ register_all_modules()
 
 
 def tiny_model_cfg(num_joints: int = 17, **head) -> dict:
-    """ResNet-18 + ChannelMapper(32) + a 2-layer PoseurHead with flip test."""
+    """ResNet-18 + ChannelMapper(32) + a 2-layer PoseurHead with flip test; ``head``
+    overrides the head's arguments.
+
+    GroupNorm keeps several channels per group: with one channel per group every channel of
+    the last map has zero spatial mean, so the coarse GAP input would be the same for every
+    image and its L2 normalisation would blow the gradients up.
+    """
     return dict(
         type='TopdownPoseEstimator',
         data_preprocessor=dict(type='PoseDataPreprocessor', mean=[123.675, 116.28, 103.53],
                                std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
         backbone=dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3)),
         neck=dict(type='ChannelMapper', in_channels=[64, 128, 256, 512], out_channels=32,
-                  kernel_size=1, act_cfg=None, norm_cfg=dict(type='GN', num_groups=32),
+                  kernel_size=1, act_cfg=None, norm_cfg=dict(type='GN', num_groups=8),
                   num_outs=4),
-        head=dict(type='PoseurHead', in_channels=32, embed_dims=32, num_joints=num_joints,
-                  query_decoder=dict(num_layers=2, layer_cfg=dict(num_heads=4)),
-                  decoder=CODEC, **head),
+        head=dict(dict(type='PoseurHead', in_channels=32, embed_dims=32, num_joints=num_joints,
+                       query_decoder=dict(num_layers=2, layer_cfg=dict(num_heads=4)),
+                       decoder=CODEC), **head),
         test_cfg=dict(flip_test=True))
 
 

@@ -38,6 +38,11 @@ class PoseurHead(BaseHead):
     from perturbed copies of the coarse keypoints; they never attend to the real group.
 
     ``forward`` returns sigma *logits*; the sigmoid happens in the loss and in ``predict``.
+
+    The coarse regression pools the neck's last map, which GroupNorm centres per group: keep
+    several channels per group (the published 256 channels in 32 groups), since with one
+    channel per group every pooled channel is ~0 and the normalised vector carries no image
+    information.
     The keypoint score is the Laplace uncertainty score of :func:`laplace_score`.
 
     Note:

@@ -1,0 +1,1 @@
+"""Synthetic COCO-format pose data (:mod:`.synthetic_scene`, :mod:`.synthetic_coco`)."""
