@@ -1,8 +1,9 @@
 from .autocast_optim_wrapper import BF16AutocastOptimWrapper
 from .cpu_distributed import DeviceAwareDistributedDataParallel, init_gloo_process_group
 from .nonfinite_loss_hook import NonFiniteLossHook
+from .rng_state_hook import RNGStateHook
 
 __all__ = [
     'BF16AutocastOptimWrapper', 'DeviceAwareDistributedDataParallel', 'NonFiniteLossHook',
-    'init_gloo_process_group'
+    'RNGStateHook', 'init_gloo_process_group'
 ]
