@@ -9,6 +9,7 @@ from .compat import check_dependencies
 check_dependencies()
 
 from . import engine, models  # noqa: E402,F401  (registers the modules)
+from . import checkpoint  # noqa: E402,F401  (torch.load allow-list for Runner checkpoints)
 from .ops import emsda_sampling  # noqa: E402
 
 __all__ = ['__version__', 'emsda_sampling']

@@ -83,7 +83,7 @@ def test_two_cpu_processes_match_one_process_with_double_batch(tmp_path):
     assert len([row for row in single if 'loss' in row]) == 6
     assert len([row for row in double if 'loss' in row]) == 6
     # DDP averages the gradients of the two half batches: the same trajectory
-    weights = [torch.load(tmp_path / name / 'epoch_2.pth', map_location='cpu', weights_only=False)['state_dict']
+    weights = [torch.load(tmp_path / name / 'epoch_2.pth', map_location='cpu')['state_dict']
                for name in ('single', 'ddp')]
     assert weights[0].keys() == weights[1].keys()
     for key, value in weights[0].items():

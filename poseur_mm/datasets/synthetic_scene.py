@@ -25,11 +25,18 @@ COCO_KEYPOINTS = ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'lef
 LIMBS = ((5, 7, 'arm'), (7, 9, 'arm'), (6, 8, 'arm'), (8, 10, 'arm'), (11, 13, 'leg'),
          (13, 15, 'leg'), (12, 14, 'leg'), (14, 16, 'leg'))
 PARTS = ('torso', 'arm', 'leg', 'head', 'face')
+# BGR ends of the range skin colours are drawn from (the head and neck)
+SKIN_DARK, SKIN_LIGHT = np.array([40, 60, 100]), np.array([180, 205, 240])
 # Owner-map values that are not a figure index.
 BACKGROUND, CLUTTER = -1, -2
 # cv2 draws with SHIFT fractional bits, so figures are placed with sub-pixel accuracy.
 SHIFT = 4
-MIN_THICKNESS = 3  # pixels; keeps every joint inside its limb stroke
+# Pixels; they keep every keypoint inside its stroke or head after rounding to a pixel.
+MIN_THICKNESS = 3
+MIN_HEAD_RADIUS = 3.0
+# nose, left eye, right eye, left ear, right ear around the head centre, in head radii
+# (upright, y down, the person's left at +x)
+FACE = np.array([[0, 0.3], [0.4, -0.15], [-0.4, -0.15], [0.75, 0.0], [-0.75, 0.0]])
 
 
 def _fixed(points) -> np.ndarray:
@@ -58,7 +65,8 @@ class Figure:
         head_center (np.ndarray): shape (2,).
         head_radius (float): pixels.
         thickness (dict): stroke width in pixels of 'arm', 'leg' and 'neck'.
-        colors (dict): BGR colour of each part in ``PARTS``.
+        colors (dict): BGR colour of each part in ``PARTS``: a shirt (torso, arms a
+            shade darker), trousers (legs), skin (head and neck) and dark eyes and nose.
     """
     keypoints: np.ndarray
     neck: np.ndarray
@@ -78,7 +86,7 @@ class Figure:
         for start, end, part in LIMBS[:4]:
             cv2.line(canvas, _point(kpts[start]), _point(kpts[end]), color(part), self.thickness[part],
                      cv2.LINE_8, SHIFT)
-        cv2.line(canvas, _point(self.neck), _point(self.head_center), color('torso'),
+        cv2.line(canvas, _point(self.neck), _point(self.head_center), color('head'),
                  self.thickness['neck'], cv2.LINE_8, SHIFT)
         cv2.circle(canvas, _point(self.head_center), int(round(self.head_radius * (1 << SHIFT))),
                    color('head'), -1, cv2.LINE_8, SHIFT)
@@ -135,8 +143,8 @@ def sample_figure(rng: np.random.Generator, image_size: Tuple[int, int]) -> Figu
     then stretched horizontally by the aspect, rotated, scaled and placed.
     """
     width, height = image_size
-    torso, head_r = rng.uniform(0.26, 0.34), rng.uniform(0.055, 0.08)
-    shoulder_w, hip_w = rng.uniform(0.16, 0.26), rng.uniform(0.11, 0.18)
+    torso, head_r = rng.uniform(0.26, 0.34), rng.uniform(0.06, 0.085)
+    shoulder_w, hip_w = rng.uniform(0.2, 0.3), rng.uniform(0.14, 0.22)
     neck_len = rng.uniform(0.02, 0.05)
     points = np.zeros((17, 2))
     points[[5, 6]] = [[shoulder_w / 2, 0], [-shoulder_w / 2, 0]]
@@ -153,26 +161,32 @@ def sample_figure(rng: np.random.Generator, image_size: Tuple[int, int]) -> Figu
             angle += side * np.deg2rad(rng.uniform(*bend))
             down = np.array([side * np.sin(angle), np.cos(angle)])
             points[tip + offset] = points[mid + offset] + rng.uniform(*len2) * down
-    tilt = _rotation(np.deg2rad(rng.uniform(-25, 25)))
-    head_center = tilt @ [0, -(neck_len + head_r)]
-    # nose, left eye, right eye, left ear, right ear relative to the head centre, in radii
-    face = np.array([[0, 0.3], [0.4, -0.15], [-0.4, -0.15], [0.8, 0.0], [-0.8, 0.0]])
-    points[:5] = head_center + head_r * face @ tilt.T
+    tilt = np.deg2rad(rng.uniform(-25, 25))
+    head_center = _rotation(tilt) @ [0, -(neck_len + head_r)]
 
     aspect = rng.uniform(0.75, 1.3)
     scale = rng.uniform(0.35, 0.85) * height  # pixels per body height
-    transform = scale * _rotation(np.deg2rad(rng.uniform(-45, 45))) @ np.diag([aspect, 1.0])
+    angle = np.deg2rad(rng.uniform(-45, 45))
+    transform = scale * _rotation(angle) @ np.diag([aspect, 1.0])
     center = rng.uniform([0.1 * width, 0.15 * height], [0.9 * width, 0.85 * height])
     body_mid = np.array([0, 0.4 * torso + 0.1])  # about the middle of head top to ankles
 
     def place(p):
         return (np.asarray(p) - body_mid) @ transform.T + center
 
-    limb = rng.uniform(0.035, 0.075) * scale
-    thickness = dict(arm=limb, leg=limb * rng.uniform(1.1, 1.5), neck=limb * 1.2)
-    colors = {part: _color(rng) for part in PARTS}
-    return Figure(keypoints=place(points), neck=place([0, 0]), head_center=place(head_center),
-                  head_radius=head_r * scale * np.sqrt(aspect),
+    keypoints = place(points)
+    # the face sits on the drawn (round) head: placed in pixels, turned with body and tilt
+    head_center = place(head_center)
+    head_radius = max(MIN_HEAD_RADIUS, head_r * scale * np.sqrt(aspect))
+    keypoints[:5] = head_center + head_radius * FACE @ _rotation(angle + tilt).T
+    limb = rng.uniform(0.05, 0.09) * scale
+    thickness = dict(arm=limb, leg=limb * rng.uniform(1.2, 1.6), neck=limb * 1.2)
+    shirt, skin = _color(rng), SKIN_DARK + rng.random() * (SKIN_LIGHT - SKIN_DARK)
+    colors = dict(torso=shirt, arm=tuple(int(c * rng.uniform(0.7, 1.0)) for c in shirt),
+                  leg=_color(rng), head=tuple(int(c) for c in skin),
+                  face=tuple(int(c) for c in rng.integers(0, 60, 3)))
+    return Figure(keypoints=keypoints, neck=place([0, 0]), head_center=head_center,
+                  head_radius=head_radius,
                   thickness={k: max(MIN_THICKNESS, int(round(v))) for k, v in thickness.items()},
                   colors=colors)
 
@@ -192,7 +206,8 @@ def sample_shape(rng: np.random.Generator, image_size: Tuple[int, int]) -> Shape
 
 
 def sample_background(rng: np.random.Generator, image_size: Tuple[int, int]) -> np.ndarray:
-    """A smooth colour field, stripes or blocks, with Gaussian pixel noise; (H, W, 3) uint8."""
+    """A smooth colour field, stripes or blocks at reduced contrast, with Gaussian pixel
+    noise; (H, W, 3) uint8."""
     width, height = image_size
     kind = rng.integers(3)
     if kind == 0:  # smooth colour field
@@ -205,10 +220,12 @@ def sample_background(rng: np.random.Generator, image_size: Tuple[int, int]) -> 
         low, high = rng.uniform(0, 255, (2, 3))
         image = low + wave[..., None] * (high - low)
     else:  # blocks of random colours
-        block = int(rng.integers(4, 24))
+        block = int(rng.integers(8, 32))
         coarse = rng.uniform(0, 255, (height // block + 1, width // block + 1, 3))
         image = np.repeat(np.repeat(coarse, block, axis=0), block, axis=1)[:height, :width]
-    image = image + rng.normal(0, rng.uniform(3, 30), image.shape)
+    # lower contrast than the figures' solid colours, as a scene behind people often is
+    image = image.mean() + rng.uniform(0.3, 0.8) * (image - image.mean())
+    image = image + rng.normal(0, rng.uniform(3, 20), image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
@@ -250,8 +267,10 @@ def render_scene(scene: Scene) -> Tuple[np.ndarray, np.ndarray]:
 def annotate_scene(scene: Scene, owner: np.ndarray) -> List[dict]:
     """COCO keypoint annotations of every figure (without ids).
 
-    The box is the tight box of the figure's whole silhouette inside the image (occluded
-    parts included) and ``area`` its pixel count; keypoints outside the image are (0, 0, 0).
+    Coordinates follow cv2: pixel (i, j) is centred on (i, j). The box [x, y, w, h] holds the
+    pixels x..x+w-1, y..y+h-1 of the figure's whole silhouette inside the image (occluded
+    parts included) and ``area`` is their count. Keypoints outside the pixel centres'
+    range [0, w - 1] x [0, h - 1] are (0, 0, 0).
 
     Returns:
         list[dict]: per figure ``keypoints`` (17, 3) float (x, y, v), ``bbox`` [x, y, w, h],
@@ -266,9 +285,8 @@ def annotate_scene(scene: Scene, owner: np.ndarray) -> List[dict]:
             continue
         keypoints = np.zeros((17, 3))
         for k, (x, y) in enumerate(figure.keypoints):
-            col, row = int(round(x)), int(round(y))
-            if 0 <= col < width and 0 <= row < height:
-                keypoints[k] = (x, y, 2 if owner[row, col] == index else 1)
+            if 0 <= x <= width - 1 and 0 <= y <= height - 1:
+                keypoints[k] = (x, y, 2 if owner[int(round(y)), int(round(x))] == index else 1)
         x0, y0 = xs.min(), ys.min()
         annotations.append(dict(
             keypoints=keypoints,

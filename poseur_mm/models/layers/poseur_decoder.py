@@ -59,6 +59,10 @@ class PoseurDecoderLayer(BaseModule):
                  ffn_dims: int = 1024,
                  dropout: float = 0.1):
         super().__init__()
+        if embed_dims % num_heads:
+            # checked here: nn.MultiheadAttention, built first, only asserts
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads '
+                             f'({num_heads}); change one of them')
         self.self_attn = nn.MultiheadAttention(
             embed_dims, num_heads, dropout=dropout, batch_first=True)
         self.cross_attn = EMSDAttention(embed_dims, num_heads, num_levels, num_points, dropout)
@@ -102,10 +106,12 @@ class PoseurDecoder(BaseModule):
         coord_l   = ref_{l+1} + out_delta_l(h_l)                      (supervised, not fed back)
         sigma_l   = sigma_branch_l(h_l)                               (logits)
 
-    Gradients flow through the whole reference chain, which is computed in float32. Every layer has its own branches:
-    delta and out_delta are MLPs C -> C -> C -> 2 with ReLU; sigma is three linears with no
-    activation. The last linear of each delta branch starts at zero, so an untrained
-    decoder starts from the coarse prediction.
+    Gradients flow through the whole reference chain, which is computed in float32. Every
+    layer has its own branches: delta and out_delta are MLPs C -> C -> C -> 2 with ReLU;
+    sigma is three linears with no activation. The last linear of each delta and out_delta
+    branch starts at zero, so an untrained decoder outputs the coarse prediction (clamped
+    to [0, 1]); the release's xavier init with gain 0.01 on these branches has nearly the
+    same effect.
 
     Args:
         num_layers (int): decoder layers. Defaults to 6.
@@ -127,14 +133,15 @@ class PoseurDecoder(BaseModule):
             mlp(embed_dims, embed_dims, 2, 3, activation=False) for _ in range(num_layers))
 
     def init_weights(self) -> None:
-        """Xavier for every matrix, then EMSDA's own init and zeroed delta outputs."""
+        """Xavier for every matrix, then EMSDA's own init and zeroed delta and out_delta
+        outputs (with xavier there, the first outputs are off by about a crop width)."""
         for param in self.parameters():
             if param.dim() > 1:
                 nn.init.xavier_uniform_(param)
         for module in self.modules():
             if isinstance(module, EMSDAttention):
                 module.init_weights()
-        for branch in self.delta_branches:
+        for branch in (*self.delta_branches, *self.out_delta_branches):
             nn.init.zeros_(branch[-1].weight)
             nn.init.zeros_(branch[-1].bias)
 

@@ -1,0 +1,22 @@
+# Poseur, HRNet-W32, COCO-WholeBody 256x192 (133 keypoints).
+_base_ = [
+    '../../../body_2d_keypoint/poseur/coco/td-reg_hrnet-w32_poseur-8xb32-325e_coco-256x192.py'
+]
+
+model = dict(head=dict(num_joints=133))
+
+# data loaders
+train_dataloader = dict(
+    dataset=dict(
+        type='CocoWholeBodyDataset', ann_file='annotations/coco_wholebody_train_v1.0.json'))
+val_dataloader = dict(
+    dataset=dict(type='CocoWholeBodyDataset', ann_file='annotations/coco_wholebody_val_v1.0.json'))
+test_dataloader = val_dataloader
+
+# hooks
+default_hooks = dict(checkpoint=dict(save_best='coco-wholebody/AP'))
+
+# evaluators
+val_evaluator = dict(
+    type='CocoWholeBodyMetric', ann_file='data/coco/annotations/coco_wholebody_val_v1.0.json')
+test_evaluator = val_evaluator

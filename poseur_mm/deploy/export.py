@@ -1,0 +1,254 @@
+"""Export a top-down Poseur model to ONNX and check onnxruntime against PyTorch.
+
+The exported graph takes person crops as the test pipeline makes them (``TopdownAffine``
+output: BGR, 0-255, fixed input size) and returns keypoints in crop pixels and their
+Laplace uncertainty scores. Normalisation and decoding are inside the graph; a deployment
+only maps the keypoints back to the image with :func:`crop_to_image`.
+
+Usage::
+
+    python -m poseur_mm.deploy.export CONFIG CHECKPOINT OUT.onnx --check-images a.jpg b.jpg
+"""
+import argparse
+import os.path as osp
+import time
+from typing import Dict, Optional, Sequence, Tuple
+
+import mmcv
+import numpy as np
+import onnxruntime as ort
+import torch
+from mmengine.dataset import Compose, pseudo_collate
+from mmpose.apis import init_model
+from mmpose.models.pose_estimators import TopdownPoseEstimator
+from torch import Tensor, nn
+
+from poseur_mm.models.heads import PoseurHead
+from poseur_mm.models.utils import laplace_score
+
+# GridSample (the exported EMSDA sampling) needs opset 16; 17 adds LayerNormalization.
+DEFAULT_OPSET = 17
+MIN_OPSET = 16
+# Parity required between onnxruntime and PyTorch (float32, CPU).
+KEYPOINT_TOLERANCE = 1e-2  # input-crop pixels
+SCORE_TOLERANCE = 1e-4
+INPUT_NAME = 'crops'
+OUTPUT_NAMES = ('keypoints', 'scores')
+
+
+class PoseurDeployModel(nn.Module):
+    """A top-down Poseur estimator as one function: crops -> keypoints and scores.
+
+    Runs the estimator's normalisation (``data_preprocessor``: channel order, mean, std), the
+    backbone, the neck and the head's last decoder layer, then decodes in the graph:
+    coordinates times the codec's input size (w, h) and the head's Laplace score. No flip
+    test: the graph is one pass.
+
+    Note:
+        B: batch size, K: keypoints, (W, H): the codec's ``input_size``.
+
+    Args:
+        model (TopdownPoseEstimator): an estimator with a :class:`PoseurHead` whose
+            ``decoder`` (codec) is set. The wrapper starts in eval mode, so does the model
+            (the exporter restores the wrapper's mode afterwards: a training-mode wrapper
+            would leave the model adding noisy query groups).
+    """
+
+    def __init__(self, model: TopdownPoseEstimator):
+        super().__init__()
+        if not isinstance(model, TopdownPoseEstimator) or not isinstance(model.head, PoseurHead):
+            raise TypeError(f'expected a TopdownPoseEstimator with a PoseurHead, got '
+                            f'{type(model).__name__} with {type(model.head).__name__}; '
+                            'export a top-down Poseur config')
+        if model.head.decoder is None:
+            raise ValueError('the PoseurHead has no codec; set head.decoder to the '
+                             'RegressionLabel codec of the config')
+        self.model = model
+        preprocessor = model.data_preprocessor
+        self.swap_channels = bool(preprocessor._channel_conversion)
+        self.normalize = bool(preprocessor._enable_normalize)
+        width, height = model.head.decoder.input_size
+        self.input_size = (int(width), int(height))
+        self.register_buffer('crop_size', torch.tensor([width, height], dtype=torch.float32))
+        self.eval()
+
+    def forward(self, crops: Tensor) -> Tuple[Tensor, Tensor]:
+        """
+        Args:
+            crops (Tensor): person crops as ``PackPoseInputs`` makes them (BGR when the
+                pipeline loads with OpenCV), float, shape (B, 3, H, W).
+
+        Returns:
+            tuple[Tensor, Tensor]: keypoints in crop pixels (B, K, 2) and scores (B, K).
+        """
+        preprocessor = self.model.data_preprocessor
+        if self.swap_channels:
+            crops = crops[:, [2, 1, 0]]
+        if self.normalize:
+            crops = (crops - preprocessor.mean) / preprocessor.std
+        output = self.model.head(self.model.extract_feat(crops))  # (B, K, 4)
+        keypoints = output[..., :2] * self.crop_size
+        scores = laplace_score(output[..., 2:].sigmoid(), self.model.head.score_radius)
+        return keypoints, scores
+
+
+def crop_to_image(keypoints: np.ndarray, input_center: np.ndarray, input_scale: np.ndarray,
+                  input_size: Sequence[int]) -> np.ndarray:
+    """Map crop-pixel keypoints to the image, as ``TopdownPoseEstimator`` does.
+
+    Args:
+        keypoints (np.ndarray): keypoints in crop pixels, shape (K, 2).
+        input_center (np.ndarray): the crop's box centre in the image, shape (2,).
+        input_scale (np.ndarray): the crop's box size (w, h) in the image, shape (2,).
+        input_size (Sequence[int]): crop size (w, h) in pixels.
+
+    Returns:
+        np.ndarray: keypoints in image pixels, shape (K, 2).
+    """
+    return keypoints / np.asarray(input_size) * input_scale + input_center - 0.5 * input_scale
+
+
+def export_onnx(model: TopdownPoseEstimator, out_file: str, opset: int = DEFAULT_OPSET) -> None:
+    """Write the model's :class:`PoseurDeployModel` graph, batch dimension dynamic.
+
+    Args:
+        model (TopdownPoseEstimator): the Poseur estimator (put in eval mode).
+        out_file (str): path of the ``.onnx`` file.
+        opset (int): ONNX opset, at least 16 (GridSample). Defaults to 17.
+    """
+    if opset < MIN_OPSET:
+        raise ValueError(f'opset {opset} has no GridSample, which the exported EMSDA needs; '
+                         f'use opset >= {MIN_OPSET}')
+    deploy = PoseurDeployModel(model)
+    width, height = deploy.input_size
+    device = next(model.parameters()).device
+    # batch 2 so the exporter records the batch dimension symbolically, not a constant 1
+    dummy = torch.zeros(2, 3, height, width, device=device)
+    batch_axis = {0: 'batch'}
+    with torch.no_grad():
+        torch.onnx.export(
+            deploy, (dummy, ),
+            out_file,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={name: batch_axis
+                          for name in (INPUT_NAME, *OUTPUT_NAMES)})
+
+
+def make_crops(model: TopdownPoseEstimator,
+               images: Sequence[str],
+               bboxes: Optional[Sequence[np.ndarray]] = None) -> dict:
+    """Person crops through the model config's test pipeline.
+
+    Args:
+        model (TopdownPoseEstimator): built by ``mmpose.apis.init_model`` (has ``cfg`` and
+            ``dataset_meta``).
+        images (Sequence[str]): image paths.
+        bboxes (Sequence[np.ndarray], optional): per image, person boxes (x1, y1, x2, y2),
+            shape (N_i, 4). Defaults to one box over the whole image.
+
+    Returns:
+        dict: the collated batch: ``inputs`` (list of (3, H, W) uint8 tensors, one per box)
+        and ``data_samples`` (their ``PoseDataSample``).
+    """
+    pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
+    samples = []
+    for index, image in enumerate(images):
+        if bboxes is None:
+            height, width = mmcv.imread(image).shape[:2]
+            boxes = np.array([[0, 0, width, height]], dtype=np.float32)
+        else:
+            boxes = np.asarray(bboxes[index], dtype=np.float32).reshape(-1, 4)
+        for box in boxes:
+            info = dict(img_path=image, bbox=box[None], bbox_score=np.ones(1, np.float32))
+            info.update(model.dataset_meta)
+            samples.append(pipeline(info))
+    return pseudo_collate(samples)
+
+
+def compare_with_pytorch(model: TopdownPoseEstimator, onnx_file: str,
+                         batch: dict) -> Dict[str, float]:
+    """Run PyTorch (MMPose's predict, no flip test) and onnxruntime on the same crops.
+
+    onnxruntime's crop keypoints go through :func:`crop_to_image`; the difference to
+    PyTorch's image keypoints is converted back to crop pixels.
+
+    Args:
+        model (TopdownPoseEstimator): the estimator that was exported.
+        onnx_file (str): the exported graph.
+        batch (dict): crops from :func:`make_crops`, run as one batch.
+
+    Returns:
+        dict: ``keypoint_error`` (max abs, crop pixels), ``score_error`` (max abs) and
+        ``num_crops``.
+    """
+    session = ort.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    crops = torch.stack(batch['inputs']).float().numpy()
+    keypoints, scores = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops})
+
+    flip_test = model.test_cfg.get('flip_test', False)
+    model.test_cfg['flip_test'] = False
+    try:
+        with torch.no_grad():
+            results = model.test_step(batch)
+    finally:
+        model.test_cfg['flip_test'] = flip_test
+    keypoint_error = score_error = 0.0
+    for i, result in enumerate(results):
+        meta = result.metainfo
+        crop_scale = np.asarray(meta['input_size']) / meta['input_scale']  # crop px / image px
+        in_image = crop_to_image(keypoints[i], meta['input_center'], meta['input_scale'],
+                                 meta['input_size'])
+        diff = np.abs(in_image - result.pred_instances.keypoints[0]) * crop_scale
+        keypoint_error = max(keypoint_error, float(diff.max()))
+        score_diff = np.abs(scores[i] - result.pred_instances.keypoint_scores[0])
+        score_error = max(score_error, float(score_diff.max()))
+    return dict(keypoint_error=keypoint_error, score_error=score_error, num_crops=len(results))
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Export a top-down Poseur model to ONNX (crops -> keypoints in crop '
+        'pixels, scores; dynamic batch) and check onnxruntime against PyTorch.')
+    parser.add_argument('config', help='model config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('out', help='output .onnx file')
+    parser.add_argument(
+        '--opset',
+        type=int,
+        default=DEFAULT_OPSET,
+        help=f'ONNX opset, >= {MIN_OPSET} (default: %(default)s)')
+    parser.add_argument(
+        '--check-images',
+        nargs='+',
+        default=[],
+        metavar='IMAGE',
+        help='images to compare onnxruntime with PyTorch on (one whole-image '
+        'crop each); the command fails when keypoints differ by more than '
+        f'{KEYPOINT_TOLERANCE} crop pixels or scores by more than '
+        f'{SCORE_TOLERANCE}')
+    parser.add_argument('--device', default='cpu', help='device for PyTorch (default: cpu)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    model = init_model(args.config, args.checkpoint, device=args.device)
+    start = time.perf_counter()
+    export_onnx(model, args.out, args.opset)
+    print(f'exported {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, opset {args.opset}) '
+          f'in {time.perf_counter() - start:.1f} s')
+    if not args.check_images:
+        return
+    errors = compare_with_pytorch(model, args.out, make_crops(model, args.check_images))
+    print(f'onnxruntime vs PyTorch, {errors["num_crops"]} crop(s): max keypoint error '
+          f'{errors["keypoint_error"]:.2e} px, max score error {errors["score_error"]:.2e}')
+    if errors['keypoint_error'] > KEYPOINT_TOLERANCE or errors['score_error'] > SCORE_TOLERANCE:
+        raise SystemExit(f'onnxruntime differs from PyTorch beyond the tolerances '
+                         f'({KEYPOINT_TOLERANCE} px, {SCORE_TOLERANCE} score)')
+
+
+if __name__ == '__main__':
+    main()

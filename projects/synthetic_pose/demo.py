@@ -1,0 +1,227 @@
+"""The main job: synthetic set -> train with MMPose's runner -> COCO AP -> pictures and curves.
+
+Run from the repository root (``tools/demo.sh`` does)::
+
+    python projects/synthetic_pose/demo.py [--config CFG] [--input-size W H] [--epochs N]
+
+It writes the synthetic set to ``--data-root`` (skipped when the same set is already there)
+and into ``--work-dir``: MMEngine's logs and final checkpoint, ``curves.png`` (loss and AP),
+``predictions/`` (validation images drawn by MMPose's ``PoseLocalVisualizer``) and
+``results.json`` (AP on ground-truth and on detected boxes, timings).
+"""
+import argparse
+import hashlib
+import json
+import os
+import os.path as osp
+import time
+from typing import List, Optional, Sequence, Tuple
+
+import matplotlib
+import mmcv
+import numpy as np
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+from mmpose.apis import inference_topdown
+from mmpose.structures import merge_data_samples
+
+from poseur_mm.datasets import synthetic_coco, synthetic_scene
+from poseur_mm.datasets.synthetic_coco import annotation_path, detection_path, generate_dataset
+
+matplotlib.use('Agg')  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+HERE = osp.dirname(osp.abspath(__file__))
+DEFAULT_CONFIG = osp.join(HERE, 'configs', 'td-reg_res18_poseur-1xb32-10e_synthetic-64x48.py')
+# Heatmap codecs: their heatmap is 1/HEATMAP_STRIDE of the input crop
+HEATMAP_CODECS = {'MSRAHeatmap', 'UDPHeatmap', 'MegviiHeatmap'}
+HEATMAP_STRIDE = 4
+
+
+def set_input_size(cfg: Config, input_size: Tuple[int, int]) -> None:
+    """Change the crop (w, h) everywhere a config uses it: every codec (model head and
+    ``GenerateTarget``) and every ``TopdownAffine``; heatmap codecs get a 1/4 heatmap."""
+
+    def visit(node):
+        if isinstance(node, dict):
+            if 'input_size' in node:
+                node['input_size'] = tuple(input_size)
+                if node.get('type') in HEATMAP_CODECS:
+                    node['heatmap_size'] = tuple(s // HEATMAP_STRIDE for s in input_size)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value)
+
+    visit(cfg._cfg_dict)
+
+
+def set_data_root(cfg: Config, data_root: str) -> None:
+    """Point the data loaders and evaluators of a synthetic-set config at ``data_root``."""
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg[loader]['dataset']
+        dataset['data_root'] = data_root
+        if dataset.get('bbox_file'):
+            dataset['bbox_file'] = detection_path(data_root)
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        cfg[evaluator]['ann_file'] = annotation_path(data_root, 'val')
+
+
+def generator_digest() -> str:
+    """Hash of the generator's source, so a changed generator regenerates the set."""
+    digest = hashlib.sha256()
+    for module in (synthetic_scene, synthetic_coco):
+        with open(module.__file__, 'rb') as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def prepare_data(data_root: str, **settings) -> float:
+    """Generate the set unless ``data_root`` already holds one made with ``settings`` by
+    this generator.
+
+    Returns:
+        float: seconds spent generating (0 when reused).
+    """
+    settings = dict(settings, generator=generator_digest())
+    stamp = osp.join(data_root, 'generation.json')
+    if osp.exists(stamp):
+        with open(stamp) as f:
+            if json.load(f) == settings:
+                print(f'[demo] reusing the synthetic set in {data_root}')
+                return 0.0
+    start = time.perf_counter()
+    generate_dataset(data_root, **{k: v for k, v in settings.items() if k != 'generator'})
+    with open(stamp, 'w') as f:
+        json.dump(settings, f)
+    seconds = time.perf_counter() - start
+    print(f'[demo] generated the synthetic set in {data_root} ({seconds:.1f} s)')
+    return seconds
+
+
+def plot_curves(scalars_file: str, iters_per_epoch: int, out_file: str) -> None:
+    """Training loss (per logged iteration) and validation AP (per epoch) against epochs."""
+    train, val = [], []
+    with open(scalars_file) as f:
+        for line in f:
+            record = json.loads(line)
+            if 'loss' in record:
+                train.append((record['iter'] / iters_per_epoch, record['loss']))
+            elif 'coco/AP' in record:
+                val.append((record['step'], record['coco/AP'], record['coco/AP .5']))
+    fig, (ax_loss, ax_ap) = plt.subplots(1, 2, figsize=(10, 4))
+    if train:
+        ax_loss.plot(*zip(*train))
+    ax_loss.set(xlabel='epoch', ylabel='loss (sum of RLE terms)', title='training loss')
+    if val:
+        epochs, ap, ap50 = zip(*val)
+        ax_ap.plot(epochs, ap, 'o-', label='AP')
+        ax_ap.plot(epochs, ap50, 's--', label='AP .5')
+        ax_ap.legend()
+    ax_ap.set(xlabel='epoch', ylabel='COCO keypoint AP', ylim=(0, 1),
+              title='validation (ground-truth boxes)')
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=100)
+    plt.close(fig)
+
+
+def draw_predictions(runner: Runner, cfg: Config, out_dir: str, num_images: int) -> List[str]:
+    """Predict every ground-truth box of the first ``num_images`` validation images and draw
+    ground truth (left) and prediction (right) with the runner's ``PoseLocalVisualizer``."""
+    dataset = runner.val_dataloader.dataset
+    model = runner.model
+    model.cfg, model.dataset_meta = cfg, dataset.metainfo  # what inference_topdown reads
+    visualizer = runner.visualizer
+    visualizer.set_dataset_meta(dataset.metainfo)
+    by_image = {}
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        by_image.setdefault(info['img_path'], []).append(info)
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    model.eval()
+    for img_path, infos in list(by_image.items())[:num_images]:
+        boxes = np.concatenate([info['bbox'] for info in infos])
+        sample = merge_data_samples(inference_topdown(model, img_path, boxes, 'xyxy'))
+        sample.gt_instances.keypoints = np.concatenate([i['keypoints'] for i in infos])
+        sample.gt_instances.keypoints_visible = np.concatenate(
+            [i['keypoints_visible'] for i in infos])
+        out_file = osp.join(out_dir, osp.basename(img_path))
+        visualizer.add_datasample(osp.basename(img_path),
+                                  mmcv.imread(img_path, channel_order='rgb'), sample,
+                                  draw_gt=True, draw_bbox=True, out_file=out_file)
+        written.append(out_file)
+    return written
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train and evaluate Poseur on a synthetic '
+                                     'COCO-format keypoint set.')
+    parser.add_argument('--config', default=DEFAULT_CONFIG)
+    parser.add_argument('--work-dir', default='work_dirs/synthetic_pose_demo')
+    parser.add_argument('--data-root', default='data/synthetic_pose')
+    parser.add_argument('--num-train', type=int, default=2000, help='training images')
+    parser.add_argument('--num-val', type=int, default=200, help='validation images')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the synthetic set')
+    parser.add_argument('--epochs', type=int, help='override the schedule length')
+    parser.add_argument('--input-size', type=int, nargs=2, metavar=('W', 'H'),
+                        help="override the config's crop size, e.g. 96 128")
+    parser.add_argument('--num-vis', type=int, default=8, help='validation images to draw')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config entries, xxx=yyy (applied last)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    data_root = args.data_root.rstrip('/') + '/'
+    generate_s = prepare_data(data_root, num_train=args.num_train, num_val=args.num_val,
+                              seed=args.seed)
+
+    cfg = Config.fromfile(args.config)
+    cfg.work_dir = args.work_dir
+    set_data_root(cfg, data_root)
+    if args.input_size:
+        set_input_size(cfg, tuple(args.input_size))
+    if args.epochs:
+        cfg.train_cfg.max_epochs = args.epochs
+        for scheduler in cfg.param_scheduler:
+            if scheduler.get('by_epoch', True):
+                scheduler['end'] = args.epochs
+    cfg.merge_from_dict(args.cfg_options)
+    runner = Runner.from_cfg(cfg)
+
+    train_start = time.perf_counter()
+    runner.train()  # validates on ground-truth boxes after the last epoch too
+    gt_box_metrics = {key[len('val/'):]: scalar.current()
+                      for key, scalar in runner.message_hub.log_scalars.items()
+                      if key.startswith('val/coco/')}
+    train_s = time.perf_counter() - train_start
+    print('[demo] COCO keypoint AP with detected (jittered) boxes:')
+    det_box_metrics = {k: v for k, v in runner.test().items() if k.startswith('coco/')}
+    pictures = draw_predictions(runner, cfg, osp.join(args.work_dir, 'predictions'),
+                                args.num_vis)
+    curves = osp.join(args.work_dir, 'curves.png')
+    plot_curves(osp.join(runner.log_dir, 'vis_data', 'scalars.json'),
+                len(runner.train_dataloader), curves)
+
+    results = dict(gt_boxes={k: float(v) for k, v in gt_box_metrics.items()},
+                   detected_boxes={k: float(v) for k, v in det_box_metrics.items()},
+                   generate_s=round(generate_s, 1), train_s=round(train_s, 1),
+                   total_s=round(time.perf_counter() - start, 1))
+    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    print('\n[demo] summary (COCO keypoint metrics on the synthetic val set)')
+    print(f"{'metric':<10}{'GT boxes':>10}{'det boxes':>11}")
+    for key in gt_box_metrics:
+        print(f"{key.split('/')[-1]:<10}{gt_box_metrics[key]:>10.3f}"
+              f"{det_box_metrics[key]:>11.3f}")
+    print(f"[demo] train+val {train_s:.0f} s, total {results['total_s']:.0f} s; curves: "
+          f'{curves}; predictions: {osp.dirname(pictures[0]) if pictures else "none"}')
+    return results
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,174 @@
+"""The benchmark command end to end (--quick) and its measuring parts."""
+import csv
+import math
+import os.path as osp
+import time
+
+import pytest
+import torch
+from mmpose.registry import MODELS
+
+from poseur_mm.ops import emsda_sampling
+from poseur_mm.tools import benchmark, emsda_benchmark
+
+MODEL_NAMES = [
+    'td-reg_res50_poseur-8xb32-325e_coco-256x192', 'td-hm_res50_8xb32-325e_coco-256x192',
+    'td-reg_res50_rle-8xb32-325e_coco-256x192'
+]
+HEATMAP = MODEL_NAMES[1]
+BACKBONE = 'ResNet-50 backbone'
+# torchvision's ResNet-50 has 25,557,032 parameters, 2,049,000 of them in the classifier
+RESNET50_BACKBONE_PARAMS = 25_557_032 - 2_049_000
+
+
+@pytest.fixture(scope='module')
+def quick_run(tmp_path_factory):
+    out_dir = str(tmp_path_factory.mktemp('benchmark'))
+    results = benchmark.run(['--quick', '--threads', '1', '--no-progress', '--out-dir', out_dir])
+    return results, out_dir
+
+
+def test_quick_run_has_one_row_per_model_and_backbone(quick_run):
+    (results, _) = quick_run
+    rows = {r['name']: r for r in results['models']}
+    assert list(rows) == MODEL_NAMES + [BACKBONE]
+    assert [r['kind'] for r in rows.values()] == ['model'] * 3 + ['backbone']
+    assert all(r['input'] == '64x48' for r in rows.values())
+    for row in rows.values():
+        for key in ('params_m', 'gflops', 'latency_ms', 'ms_per_image', 'images_per_s', 'peak_mib'):
+            assert math.isfinite(row[key]) and row[key] > 0, (row['name'], key)
+        assert row['images_per_s'] == pytest.approx(1e3 / row['ms_per_image'])
+    assert rows[BACKBONE]['params_m'] * 1e6 == pytest.approx(RESNET50_BACKBONE_PARAMS, abs=0.5)
+
+
+def test_quick_run_ratios_come_from_the_same_rows(quick_run):
+    rows = {r['name']: r for r in quick_run[0]['models']}
+    base, backbone = rows[HEATMAP], rows[BACKBONE]
+    for name in MODEL_NAMES:
+        row = rows[name]
+        assert row['baseline'] == HEATMAP and row['backbone'] == BACKBONE
+        for key, ratio in (('params_m', 'params_vs_baseline'), ('gflops', 'gflops_vs_baseline'),
+                           ('latency_ms', 'latency_vs_baseline'), ('images_per_s',
+                                                                   'throughput_vs_baseline')):
+            assert row[ratio] == pytest.approx(row[key] / base[key]), (name, ratio)
+        for key, pct in (('gflops', 'head_neck_gflops_pct'),
+                         ('latency_ms', 'head_neck_latency_pct'), ('ms_per_image',
+                                                                   'head_neck_ms_per_image_pct')):
+            assert row[pct] == pytest.approx(100 * (row[key] / backbone[key] - 1)), (name, pct)
+    assert rows[HEATMAP]['gflops_vs_baseline'] == 1
+    assert backbone['baseline'] == '' and math.isnan(backbone['gflops_vs_baseline'])
+    # a heatmap head and Poseur's neck + decoder cost FLOPs on top of the backbone
+    assert rows[HEATMAP]['head_neck_gflops_pct'] > 0
+    assert rows[MODEL_NAMES[0]]['head_neck_gflops_pct'] > 0
+
+
+def test_quick_run_writes_table_csv_and_plot(quick_run):
+    results, out_dir = quick_run
+    with open(osp.join(out_dir, 'cost_table.csv')) as f:
+        written = list(csv.DictReader(f))
+    assert [r['name'] for r in written] == [r['name'] for r in results['models']]
+    for row, original in zip(written, results['models']):
+        assert float(row['gflops']) == pytest.approx(original['gflops'])
+        assert float(row['latency_ms']) == pytest.approx(original['latency_ms'])
+    table = open(osp.join(out_dir, 'cost_table.md')).read()
+    assert 'torch threads 1' in table
+    assert all(f'| {name} |' in table for name in MODEL_NAMES + [BACKBONE])
+    with open(osp.join(out_dir, 'cost_table.png'), 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_quick_run_includes_emsda_micro_benchmark(quick_run):
+    results, out_dir = quick_run
+    rows = results['emsda']
+    assert [(r['batch'], r['variant']) for r in rows] == [(b, v) for b in (1, 2)
+                                                          for v in emsda_benchmark.VARIANTS]
+    by_case = {(r['batch'], r['variant']): r for r in rows}
+    for row in rows:
+        base = by_case[(row['batch'], 'emsda')]
+        for key, ratio in (('forward_ms', 'forward_vs_emsda'),
+                           ('forward_backward_ms', 'forward_backward_vs_emsda'), ('peak_mib',
+                                                                                  'peak_vs_emsda')):
+            assert math.isfinite(row[key]) and row[key] > 0, (row['variant'], key)
+            assert row[ratio] == pytest.approx(row[key] / base[key])
+    # the per-head copy holds H = 8 copies of the memory and their gradients
+    assert by_case[(2, 'per-head-copy')]['peak_mib'] > 3 * by_case[(2, 'emsda')]['peak_mib']
+    assert osp.isfile(osp.join(out_dir, 'emsda_benchmark.csv'))
+
+
+def test_emsda_flops_are_counted_analytically():
+    torch.manual_seed(0)
+    batch, queries, heads, levels, points, channels = 2, 5, 4, 2, 3, 16
+    layer = MODELS.build(
+        dict(
+            type='EMSDAttention',
+            embed_dims=channels,
+            num_heads=heads,
+            num_levels=levels,
+            num_points=points)).eval()
+    shapes = torch.tensor([[6, 4], [3, 2]])
+    num_value = 6 * 4 + 3 * 2
+
+    class Wrapped(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, query):
+            return self.layer(query,
+                              torch.zeros_like(query), torch.randn(batch, num_value, channels),
+                              torch.rand(batch, queries, 2), shapes)
+
+    flops, _ = benchmark.count_flops(Wrapped(), torch.randn(batch, queries, channels))
+    points_total = batch * queries * heads * levels * points
+    expected = (
+        batch * queries * channels * heads * levels * points * 3  # offsets + weights
+        + points_total * 4 * channels  # bilinear gather of 4 corners
+        + batch * queries * heads * channels * (channels // heads)  # head projections
+        + batch * queries * channels * channels)  # output projection
+    assert flops == expected
+    # the op itself is seen by the FLOP analysis, not skipped
+    sampled = benchmark.count_flops(SampleOnly(shapes), torch.randn(batch, num_value, channels))[0]
+    assert sampled == points_total * 4 * channels
+
+
+class SampleOnly(torch.nn.Module):
+
+    def __init__(self, shapes):
+        super().__init__()
+        self.shapes = shapes
+
+    def forward(self, value):
+        batch, heads, levels, points = value.shape[0], 4, 2, 3
+        locations = torch.rand(batch, 5, heads, levels, points, 2)
+        weights = torch.rand(batch, 5, heads, levels, points)
+        return emsda_sampling(value, self.shapes, locations, weights)
+
+
+def test_peak_memory_sees_a_temporary_allocation():
+
+    def allocate():
+        block = torch.ones(64 * 2**18)  # 64 MiB of float32, freed on return
+        return float(block[0])
+
+    peak = emsda_benchmark.peak_memory_mib(allocate, torch.device('cpu'))
+    if math.isnan(peak):
+        pytest.skip('no glibc / procfs: peak memory is not measured on this platform')
+    assert 60 < peak < 80
+    assert emsda_benchmark.peak_memory_mib(lambda: None, torch.device('cpu')) < 8
+
+
+def test_time_interleaved_reports_medians():
+    ms = emsda_benchmark.time_interleaved({
+        'sleep': lambda: time.sleep(0.02),
+        'noop': lambda: None
+    },
+                                          warmup=1,
+                                          repeats=3,
+                                          device=torch.device('cpu'))
+    assert ms['sleep'] >= 20 and ms['noop'] < ms['sleep']
+
+
+def test_missing_config_names_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match='not found'):
+        benchmark.load_entries([str(tmp_path / 'nope.py')])

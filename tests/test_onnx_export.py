@@ -1,0 +1,169 @@
+"""ONNX export of a top-down Poseur: GridSample EMSDA, graph contents, onnxruntime parity."""
+import glob
+import os.path as osp
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from mmpose.apis import inference_topdown, init_model
+from mmpose.registry import MODELS
+
+import poseur_mm.models.layers.emsda_attention as emsda_attention
+from poseur_mm.deploy.export import (INPUT_NAME, KEYPOINT_TOLERANCE, OUTPUT_NAMES, SCORE_TOLERANCE,
+                                     PoseurDeployModel, crop_to_image, export_onnx, main,
+                                     make_crops)
+from poseur_mm.ops import emsda_sampling
+from poseur_mm.ops.emsda_onnx import emsda_sampling_grid_sample
+from poseur_tiny_checkpoint import COCO_ROOT, CONFIG, annotated_boxes, tiny_checkpoint
+
+IMAGES = sorted(glob.glob(osp.join(COCO_ROOT, '*.jpg')))
+INPUT_SIZE = (96, 128)  # (w, h) of the tiny config
+NUM_DECODER_LAYERS = 2
+NUM_JOINTS = 17
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope='module')
+def model(checkpoint):
+    return init_model(CONFIG, checkpoint, device='cpu')
+
+
+@pytest.fixture(scope='module')
+def onnx_file(model, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('onnx') / 'poseur_tiny.onnx')
+    export_onnx(model, path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def session(onnx_file):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    return ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+
+
+def test_grid_sample_sampling_matches_embedding_bag():
+    torch.manual_seed(0)
+    spatial_shapes = torch.tensor([[6, 5], [3, 3], [2, 1]])  # non-square, a 1-pixel-wide map
+    num_value = int((spatial_shapes[:, 0] * spatial_shapes[:, 1]).sum())
+    value = torch.randn(2, num_value, 8, dtype=torch.float64)
+    # points outside the maps too, where samples fade to zero
+    locations = torch.rand(2, 5, 4, 3, 3, 2, dtype=torch.float64) * 1.6 - 0.3
+    locations[0, 0, 0, :, 0] = torch.tensor([0.0, 0.0], dtype=torch.float64)
+    locations[0, 0, 0, :, 1] = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    weights = torch.rand(2, 5, 4, 3, 3, dtype=torch.float64)
+    expected = emsda_sampling(value, spatial_shapes, locations, weights)
+    actual = emsda_sampling_grid_sample(value, spatial_shapes, locations, weights)
+    assert actual.shape == (2, 5, 4, 8)
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-12)
+
+
+def test_grid_sample_sampling_needs_one_shape_per_level():
+    value = torch.zeros(1, 5, 4)
+    with pytest.raises(ValueError, match='describe 1 levels.*have 2'):
+        emsda_sampling_grid_sample(value, torch.tensor([[1, 5]]), torch.zeros(1, 1, 1, 2, 1, 2),
+                                   torch.zeros(1, 1, 1, 2, 1))
+
+
+def test_export_path_of_the_model_matches_eager(model, monkeypatch):
+    crops = torch.stack(make_crops(model, IMAGES)['inputs']).float()
+    deploy = PoseurDeployModel(model)
+    with torch.no_grad():
+        keypoints, scores = deploy(crops)
+
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return emsda_sampling_grid_sample(*args)
+
+    # what the exporter traces: EMSDAttention switches to the GridSample sampling
+    monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
+    monkeypatch.setattr(emsda_attention, 'emsda_sampling_grid_sample', counted)
+    with torch.no_grad():
+        keypoints_grid, scores_grid = deploy(crops)
+    assert len(calls) == NUM_DECODER_LAYERS
+    assert keypoints.shape == (len(IMAGES), NUM_JOINTS, 2)
+    assert scores.shape == (len(IMAGES), NUM_JOINTS)
+    torch.testing.assert_close(keypoints_grid, keypoints, rtol=0, atol=1e-3)
+    torch.testing.assert_close(scores_grid, scores, rtol=0, atol=1e-5)
+
+
+def test_onnx_graph_has_standard_ops_and_a_dynamic_batch(onnx_file):
+    graph = onnx.load(onnx_file)
+    onnx.checker.check_model(graph)
+    assert max(o.version for o in graph.opset_import if o.domain in ('', 'ai.onnx')) >= 16
+    assert {node.domain for node in graph.graph.node} <= {'', 'ai.onnx'}
+    op_types = {node.op_type for node in graph.graph.node}
+    assert 'GridSample' in op_types
+    assert not op_types & {'ATen', 'Loop'}  # no fallback, no embedding_bag loop
+    (crops, ) = graph.graph.input
+    dims = [d.dim_param or d.dim_value for d in crops.type.tensor_type.shape.dim]
+    assert crops.name == INPUT_NAME
+    assert dims == ['batch', 3, INPUT_SIZE[1], INPUT_SIZE[0]]
+    assert [o.name for o in graph.graph.output] == list(OUTPUT_NAMES)
+
+
+def test_onnxruntime_matches_mmpose_inference_on_real_images(model, session, monkeypatch):
+    """onnxruntime + crop_to_image against MMPose's inference_topdown (no flip test), on
+    every annotated person of the COCO test images."""
+    monkeypatch.setitem(model.test_cfg, 'flip_test', False)
+    num_people = 0
+    for image in IMAGES:
+        boxes = annotated_boxes(image)
+        reference = inference_topdown(model, image, boxes)
+        batch = make_crops(model, [image], [boxes])
+        crops = torch.stack(batch['inputs']).float().numpy()
+        keypoints, scores = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops})
+        assert keypoints.shape == (len(boxes), NUM_JOINTS, 2)
+        assert scores.shape == (len(boxes), NUM_JOINTS)
+        for i, result in enumerate(reference):
+            meta = result.metainfo
+            in_image = crop_to_image(keypoints[i], meta['input_center'], meta['input_scale'],
+                                     INPUT_SIZE)
+            pixel = np.asarray(INPUT_SIZE) / meta['input_scale']  # crop px per image px
+            error = np.abs(in_image - result.pred_instances.keypoints[0]) * pixel
+            assert error.max() <= KEYPOINT_TOLERANCE
+            np.testing.assert_allclose(
+                scores[i], result.pred_instances.keypoint_scores[0], rtol=0, atol=SCORE_TOLERANCE)
+        num_people += len(boxes)
+    assert num_people == 12
+
+
+def test_batch_dimension_is_dynamic(model, session):
+    crops = torch.stack(make_crops(model, IMAGES)['inputs']).float().numpy()
+    keypoints, scores = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops})
+    for i in range(len(crops)):
+        single, single_scores = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops[i:i + 1]})
+        np.testing.assert_allclose(single[0], keypoints[i], rtol=0, atol=1e-3)
+        np.testing.assert_allclose(single_scores[0], scores[i], rtol=0, atol=1e-6)
+
+
+def test_command_line_exports_and_checks(checkpoint, tmp_path, capsys):
+    out = tmp_path / 'cli.onnx'
+    main([CONFIG, checkpoint, str(out), '--check-images', IMAGES[0]])
+    assert out.stat().st_size > 1e6
+    printed = capsys.readouterr().out
+    assert 'onnxruntime vs PyTorch, 1 crop(s)' in printed
+
+
+def test_export_refuses_opset_without_grid_sample(model, tmp_path):
+    with pytest.raises(ValueError, match='opset >= 16'):
+        export_onnx(model, str(tmp_path / 'old.onnx'), opset=15)
+
+
+def test_export_refuses_a_non_poseur_head():
+    model = MODELS.build(
+        dict(
+            type='TopdownPoseEstimator',
+            backbone=dict(type='ResNet', depth=18),
+            head=dict(
+                type='RLEHead', in_channels=512, num_joints=NUM_JOINTS, loss=dict(type='RLELoss'))))
+    with pytest.raises(TypeError, match='PoseurHead'):
+        PoseurDeployModel(model)
