@@ -1,0 +1,90 @@
+# A tiny Poseur for the `mim train` / `mim test` checks: MMPose's COCO RLE config (runtime,
+# dataset, pipelines, CocoMetric) with a ResNet-18 from scratch, a 2-layer decoder, 128x96
+# crops and 2 epochs on the MMPose test images (ground-truth boxes, no downloads).
+_base_ = [
+    'mmpose::body_2d_keypoint/topdown_regression/coco/'
+    'td-reg_res50_rle-8xb64-210e_coco-256x192.py'
+]
+
+custom_imports = dict(imports=['poseur_mm'], allow_failed_imports=False)
+
+# runtime
+train_cfg = dict(max_epochs=2, val_interval=1)
+
+# optimizer
+optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, weight_decay=1e-4))
+
+# learning policy
+param_scheduler = [
+    dict(type='LinearLR', begin=0, end=4, start_factor=0.1, by_epoch=False),  # warm-up
+    dict(type='MultiStepLR', begin=0, end=2, milestones=[1], gamma=0.1, by_epoch=True)
+]
+
+# codec settings
+codec = dict(type='RegressionLabel', input_size=(96, 128))
+
+# model settings
+model = dict(
+    backbone=dict(_delete_=True, type='ResNet', depth=18, out_indices=(0, 1, 2, 3)),
+    neck=dict(
+        _delete_=True,
+        type='ChannelMapper',  # 1x1 conv + GroupNorm per level, no activation
+        in_channels=[64, 128, 256, 512],
+        out_channels=256,
+        kernel_size=1,
+        act_cfg=None,
+        norm_cfg=dict(type='GN', num_groups=32),
+        num_outs=4),
+    head=dict(
+        _delete_=True,
+        type='PoseurHead',
+        in_channels=256,
+        num_joints=17,
+        query_decoder=dict(num_layers=2),
+        loss=dict(type='PoseurRLELoss'),
+        decoder=codec))
+
+# the MMPose test images, beside their annotation file
+data_root = '{{ fileDirname }}/../../../shared/data/mmpose_testdata/coco/'
+
+# pipelines
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs')
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='PackPoseInputs')
+]
+
+# data loaders
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root, ann_file='test_coco.json', data_prefix=dict(img=''),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root, ann_file='test_coco.json', data_prefix=dict(img=''),
+        bbox_file=None, pipeline=val_pipeline))
+test_dataloader = val_dataloader
+
+# hooks
+default_hooks = dict(
+    logger=dict(interval=1), checkpoint=dict(interval=1))
+
+# evaluators
+val_evaluator = dict(
+    type='CocoMetric', ann_file=data_root + 'test_coco.json', score_mode='bbox_rle')
+test_evaluator = val_evaluator
