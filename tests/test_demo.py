@@ -50,18 +50,21 @@ def test_there_is_a_poseur_and_a_heatmap_config():
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_set_input_size_reaches_every_codec_and_crop(path):
     cfg = Config.fromfile(path)
-    before = len(sizes_in(cfg._cfg_dict, 'input_size'))
+    before = len(sizes_in(cfg.to_dict(), 'input_size'))
     demo.set_input_size(cfg, (96, 128))
     # head decoder, GenerateTarget, and TopdownAffine of train, val and test pipelines
     assert before >= 5
-    assert sizes_in(cfg._cfg_dict, 'input_size') == [(96, 128)] * before
-    assert set(sizes_in(cfg._cfg_dict, 'heatmap_size')) <= {(24, 32)}
+    assert sizes_in(cfg.to_dict(), 'input_size') == [(96, 128)] * before
+    assert set(sizes_in(cfg.to_dict(), 'heatmap_size')) <= {(24, 32)}
 
 
+@pytest.mark.parametrize('input_size', [None, (96, 128)], ids=['config', '128x96'])
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
-def test_config_trains_and_predicts_on_the_synthetic_set(path, data_root):
+def test_config_trains_and_predicts_on_the_synthetic_set(path, input_size, data_root):
     cfg = Config.fromfile(path)
     demo.set_data_root(cfg, data_root)
+    if input_size:  # the model, targets and crops must still fit together
+        demo.set_input_size(cfg, input_size)
     model = MODELS.build(cfg.model)
     model.init_weights()
     train = DATASETS.build(cfg.train_dataloader.dataset)

@@ -45,7 +45,7 @@ def detection_path(out_dir: str) -> str:
 
 
 def generate_split(out_dir: str, split: str, num_images: int, seed: int,
-                   image_size: Tuple[int, int], max_figures: int) -> dict:
+                   image_size: Tuple[int, int], max_figures: int, max_clutter: int) -> dict:
     """Render ``num_images`` scenes into ``out_dir/split`` and return their COCO dict.
 
     Image and annotation ids start at 1; ``category_id`` is 1 (person).
@@ -55,7 +55,7 @@ def generate_split(out_dir: str, split: str, num_images: int, seed: int,
     width, height = image_size
     for index in range(num_images):
         rng = np.random.default_rng([seed, SPLITS.index(split), index])
-        scene = sample_scene(rng, image_size, max_figures=max_figures)
+        scene = sample_scene(rng, image_size, max_figures, max_clutter)
         image, owner = render_scene(scene)
         image_id = index + 1
         file_name = f'{image_id:06d}.jpg'
@@ -91,25 +91,28 @@ def jitter_detections(coco: dict, rng: np.random.Generator) -> List[dict]:
     return detections
 
 
-def generate_dataset(out_dir: str, num_train: int = 2000, num_val: int = 200, seed: int = 0,
-                     image_size: Tuple[int, int] = (320, 240),
-                     max_figures: int = 4) -> Dict[str, str]:
+def generate_dataset(out_dir: str, num_train: int = 2500, num_val: int = 250, seed: int = 0,
+                     image_size: Tuple[int, int] = (320, 240), max_figures: int = 3,
+                     max_clutter: int = 2) -> Dict[str, str]:
     """Write both splits and the val detections.
 
     Args:
         out_dir (str): dataset root.
-        num_train (int): training images. Defaults to 2000.
-        num_val (int): validation images. Defaults to 200.
+        num_train (int): training images. Defaults to 2500.
+        num_val (int): validation images. Defaults to 250.
         seed (int): seed of everything. Defaults to 0.
         image_size (tuple[int, int]): image (w, h). Defaults to (320, 240).
-        max_figures (int): figures per image are 1 to this. Defaults to 4.
+        max_figures (int): figures per image are 1 to this. Defaults to 3.
+        max_clutter (int): clutter shapes under, and over, the figures are 0 to this.
+            Defaults to 2.
 
     Returns:
         dict: paths of the ``train`` and ``val`` annotation files and of ``detections``.
     """
     paths = {}
     for split, num_images in zip(SPLITS, (num_train, num_val)):
-        coco = generate_split(out_dir, split, num_images, seed, image_size, max_figures)
+        coco = generate_split(out_dir, split, num_images, seed, image_size, max_figures,
+                              max_clutter)
         paths[split] = annotation_path(out_dir, split)
         os.makedirs(osp.dirname(paths[split]), exist_ok=True)
         with open(paths[split], 'w') as f:
@@ -125,16 +128,17 @@ def generate_dataset(out_dir: str, num_train: int = 2000, num_val: int = 200, se
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out-dir', default='data/synthetic_pose')
-    parser.add_argument('--num-train', type=int, default=2000)
-    parser.add_argument('--num-val', type=int, default=200)
+    parser.add_argument('--num-train', type=int, default=2500)
+    parser.add_argument('--num-val', type=int, default=250)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--image-size', type=int, nargs=2, default=(320, 240),
                         metavar=('W', 'H'))
-    parser.add_argument('--max-figures', type=int, default=4)
+    parser.add_argument('--max-figures', type=int, default=3)
+    parser.add_argument('--max-clutter', type=int, default=2)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     paths = generate_dataset(args.out_dir, args.num_train, args.num_val, args.seed,
-                             tuple(args.image_size), args.max_figures)
+                             tuple(args.image_size), args.max_figures, args.max_clutter)
     print(f'synthetic pose dataset in {args.out_dir} ({time.perf_counter() - start:.1f} s): '
           + ', '.join(f'{k} {v}' for k, v in paths.items()))
 

@@ -1,8 +1,8 @@
 """Synthetic scenes of articulated stick figures with the 17 COCO keypoints.
 
 A scene is a textured or noisy background, clutter shapes under the figures, 1 to
-``max_figures`` figures (torso, head, limbs of varying thickness; random pose, scale,
-rotation and aspect) and clutter shapes over them. Figures are drawn in order, so a later
+``max_figures`` figures side by side (torso, head, limbs of varying thickness; random pose,
+scale, rotation and aspect) and clutter shapes over them. Figures are drawn in order, so a later
 figure or an over-clutter shape occludes an earlier figure; :func:`render_scene` records
 which layer owns each pixel and :func:`annotate_scene` sets the COCO visibility flags
 from it: 2 visible, 1 occluded (by another figure or by clutter), 0 outside the image.
@@ -27,6 +27,11 @@ LIMBS = ((5, 7, 'arm'), (7, 9, 'arm'), (6, 8, 'arm'), (8, 10, 'arm'), (11, 13, '
 PARTS = ('torso', 'arm', 'leg', 'head', 'face')
 # BGR ends of the range skin colours are drawn from (the head and neck)
 SKIN_DARK, SKIN_LIGHT = np.array([40, 60, 100]), np.array([180, 205, 240])
+# Fraction of the body height kept inside the image above and below the figure's centre
+# (a figure stands at most 0.5 - TRUNCATION_KEEP of its height out of the top or bottom).
+TRUNCATION_KEEP = 0.35
+# How far a figure's centre may stray into its neighbours' slots, in slot widths.
+SLOT_OVERLAP = 0.25
 # Owner-map values that are not a figure index.
 BACKGROUND, CLUTTER = -1, -2
 # cv2 draws with SHIFT fractional bits, so figures are placed with sub-pixel accuracy.
@@ -136,11 +141,14 @@ def _color(rng: np.random.Generator) -> Tuple[int, int, int]:
     return tuple(int(c) for c in rng.integers(0, 256, 3))
 
 
-def sample_figure(rng: np.random.Generator, image_size: Tuple[int, int]) -> Figure:
+def sample_figure(rng: np.random.Generator, image_size: Tuple[int, int],
+                  x_range: Tuple[float, float] = (0.1, 0.9)) -> Figure:
     """A random figure placed in an image of ``image_size`` (w, h).
 
     The pose is built upright in units of body height (y down, the person's left at +x),
-    then stretched horizontally by the aspect, rotated, scaled and placed.
+    then stretched horizontally by the aspect, rotated, scaled and placed with its centre
+    at a random x in ``x_range`` (fractions of the width) and a random height that keeps
+    most of the body in the image.
     """
     width, height = image_size
     torso, head_r = rng.uniform(0.26, 0.34), rng.uniform(0.06, 0.085)
@@ -168,7 +176,9 @@ def sample_figure(rng: np.random.Generator, image_size: Tuple[int, int]) -> Figu
     scale = rng.uniform(0.35, 0.85) * height  # pixels per body height
     angle = np.deg2rad(rng.uniform(-45, 45))
     transform = scale * _rotation(angle) @ np.diag([aspect, 1.0])
-    center = rng.uniform([0.1 * width, 0.15 * height], [0.9 * width, 0.85 * height])
+    # vertically, at least TRUNCATION_KEEP of the body height stays above or below the centre
+    margin = min(TRUNCATION_KEEP * scale, 0.5 * height)
+    center = rng.uniform([x_range[0] * width, margin], [x_range[1] * width, height - margin])
     body_mid = np.array([0, 0.4 * torso + 0.1])  # about the middle of head top to ankles
 
     def place(p):
@@ -195,7 +205,7 @@ def sample_shape(rng: np.random.Generator, image_size: Tuple[int, int]) -> Shape
     """A random clutter shape: a polygon (3-6 corners) or a thick polyline."""
     width, height = image_size
     center = rng.uniform([0, 0], [width, height])
-    size = rng.uniform(0.05, 0.25) * min(width, height)
+    size = rng.uniform(0.05, 0.2) * min(width, height)
     corners = rng.integers(3, 7)
     angles = np.sort(rng.uniform(0, 2 * np.pi, corners))
     radii = size * rng.uniform(0.4, 1.0, corners)
@@ -230,14 +240,22 @@ def sample_background(rng: np.random.Generator, image_size: Tuple[int, int]) -> 
 
 
 def sample_scene(rng: np.random.Generator, image_size: Tuple[int, int],
-                 max_figures: int = 4, max_clutter: int = 3) -> Scene:
+                 max_figures: int = 3, max_clutter: int = 2) -> Scene:
     """A random scene of ``image_size`` (w, h) with 1 to ``max_figures`` figures, and up to
-    ``max_clutter`` clutter shapes under and up to ``max_clutter`` over the figures."""
+    ``max_clutter`` clutter shapes under and up to ``max_clutter`` over the figures.
+
+    Like people in a group, each figure stands in its own slot of the width, widened by
+    ``SLOT_OVERLAP`` of a slot on each side so that neighbours overlap; the depth order
+    is random.
+    """
     scene = Scene(background=sample_background(rng, image_size))
     scene.clutter_under = [sample_shape(rng, image_size)
                            for _ in range(rng.integers(0, max_clutter + 1))]
-    scene.figures = [sample_figure(rng, image_size)
-                     for _ in range(rng.integers(1, max_figures + 1))]
+    num_figures = int(rng.integers(1, max_figures + 1))
+    for slot in rng.permutation(num_figures):
+        low, high = (slot - SLOT_OVERLAP) / num_figures, (slot + 1 + SLOT_OVERLAP) / num_figures
+        x_range = (max(low, 0.1), min(high, 0.9))
+        scene.figures.append(sample_figure(rng, image_size, x_range))
     scene.clutter_over = [sample_shape(rng, image_size)
                           for _ in range(rng.integers(0, max_clutter + 1))]
     return scene

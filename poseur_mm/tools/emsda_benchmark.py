@@ -58,7 +58,8 @@ def machine_summary(device: torch.device) -> str:
     else:
         name = platform.processor() or platform.machine()
         if osp.exists('/proc/cpuinfo'):
-            found = re.search(r'model name\s*:\s*(.*)', open('/proc/cpuinfo').read())
+            with open('/proc/cpuinfo') as cpuinfo:
+                found = re.search(r'model name\s*:\s*(.*)', cpuinfo.read())
             name = found.group(1).strip() if found else name
         name = f'{name}, {os.cpu_count()} logical CPUs'
     return f'{name}; torch {torch.__version__}; torch threads {torch.get_num_threads()}'
@@ -66,7 +67,9 @@ def machine_summary(device: torch.device) -> str:
 
 def set_threads(threads: Optional[int]) -> int:
     """Fix torch's intra-op threads (default: the CPUs this process may use)."""
-    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    available = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') \
+        else os.cpu_count()
+    torch.set_num_threads(threads or available)
     return torch.get_num_threads()
 
 

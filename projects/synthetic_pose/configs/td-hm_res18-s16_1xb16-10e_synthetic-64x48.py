@@ -1,4 +1,4 @@
-# Heatmap baseline paired with td-reg_res18_poseur-1xb32-10e_synthetic-64x48.py: same
+# Heatmap baseline paired with td-reg_res18_poseur-1xb16-10e_synthetic-64x48.py: same
 # synthetic set, ResNet-18 from scratch, 64x48 crops, AdamW schedule and augmentation.
 # At 64x48 ResNet-18's stride-32 map is 2x2 (48 / 32 rounds up), which three deconvs turn
 # into 16x16, not the 16x12 heatmap; so the head reads the stride-16 map (4x3) of the first
@@ -13,7 +13,7 @@ randomness = dict(seed=0)
 
 # optimizer
 optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=1e-4),
+    optimizer=dict(_delete_=True, type='AdamW', lr=2e-3, weight_decay=1e-4),
     clip_grad=dict(max_norm=1.0))
 
 # learning policy
@@ -22,7 +22,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', begin=0, end=train_cfg['max_epochs'], eta_min=1e-5,
          by_epoch=True)
 ]
-auto_scale_lr = dict(base_batch_size=32)
+auto_scale_lr = dict(base_batch_size=16)
 
 # codec settings
 codec = dict(type='MSRAHeatmap', input_size=(48, 64), heatmap_size=(12, 16), sigma=2)
@@ -64,10 +64,13 @@ val_pipeline = [
     dict(type='PackPoseInputs')
 ]
 
-# data loaders: validation on ground-truth boxes, test on the jittered detections
+# data loaders: validation on ground-truth boxes, test on the jittered detections; loading
+# runs in the main process: on 2 cores a loader process slows PyTorch's two threads down
+# (0.32 -> 0.28 s per Poseur iteration measured)
 train_dataloader = dict(
-    batch_size=32,
-    num_workers=1,
+    batch_size=16,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         ann_file='annotations/person_keypoints_train.json',
@@ -75,7 +78,8 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=64,
-    num_workers=1,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         ann_file='annotations/person_keypoints_val.json',
@@ -84,7 +88,8 @@ val_dataloader = dict(
         pipeline=val_pipeline))
 test_dataloader = dict(
     batch_size=64,
-    num_workers=1,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         type='CocoDataset',
         data_root=data_root,

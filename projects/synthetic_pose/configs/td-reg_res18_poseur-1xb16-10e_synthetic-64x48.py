@@ -12,7 +12,7 @@ randomness = dict(seed=0)
 
 # optimizer
 optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=1e-4),
+    optimizer=dict(_delete_=True, type='AdamW', lr=2e-3, weight_decay=1e-4),
     clip_grad=dict(max_norm=1.0))
 
 # learning policy
@@ -21,7 +21,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', begin=0, end=train_cfg['max_epochs'], eta_min=1e-5,
          by_epoch=True)
 ]
-auto_scale_lr = dict(base_batch_size=32)
+auto_scale_lr = dict(base_batch_size=16)
 
 # codec settings
 codec = dict(type='RegressionLabel', input_size=(48, 64))
@@ -74,10 +74,13 @@ val_pipeline = [
     dict(type='PackPoseInputs')
 ]
 
-# data loaders: validation on ground-truth boxes, test on the jittered detections
+# data loaders: validation on ground-truth boxes, test on the jittered detections; loading
+# runs in the main process: on 2 cores a loader process slows PyTorch's two threads down
+# (0.32 -> 0.28 s per Poseur iteration measured)
 train_dataloader = dict(
-    batch_size=32,
-    num_workers=1,
+    batch_size=16,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         ann_file='annotations/person_keypoints_train.json',
@@ -85,7 +88,8 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=64,
-    num_workers=1,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         ann_file='annotations/person_keypoints_val.json',
@@ -94,7 +98,8 @@ val_dataloader = dict(
         pipeline=val_pipeline))
 test_dataloader = dict(
     batch_size=64,
-    num_workers=1,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         type='CocoDataset',
         data_root=data_root,
