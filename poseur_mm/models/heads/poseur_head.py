@@ -160,8 +160,9 @@ class PoseurHead(BaseHead):
         for level, feat in enumerate(feats):
             height, width = feat.shape[-2:]
             pos = grid_encoding(height, width, self.embed_dims, feat.device).to(feat.dtype)
-            # (B, C, H, W) -> (B, H*W, C)
-            levels.append(feat.flatten(2).transpose(1, 2) + pos + self.level_embed[level])
+            # (B, C, H, W) -> (B, H*W, C); the (H*W, C) encodings are summed first so the
+            # batch-sized tensor is written once
+            levels.append(feat.flatten(2).transpose(1, 2) + (pos + self.level_embed[level]))
             shapes.append((height, width))
         spatial_shapes = torch.as_tensor(shapes, dtype=torch.long, device=feats[0].device)
         return dict(memory=torch.cat(levels, dim=1), spatial_shapes=spatial_shapes)
