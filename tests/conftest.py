@@ -1,9 +1,14 @@
 """Fixtures shared by the poseur_mm tests."""
+import logging
 import os.path as osp
 
 import pytest
+import torch
+from mmengine.logging import MMLogger
+from mmpose.apis import init_model
 
-COCO_ROOT = osp.join(osp.dirname(__file__), '..', '..', 'shared', 'data', 'mmpose_testdata', 'coco')
+from poseur_tiny_checkpoint import CONFIG, tiny_checkpoint
+from tiny_model import COCO_ROOT
 
 
 @pytest.fixture(scope='session')
@@ -12,3 +17,28 @@ def coco_root() -> str:
     if not osp.isfile(osp.join(COCO_ROOT, 'test_coco.json')):
         pytest.fail(f'MMPose test data missing at {COCO_ROOT}: copy mmpose/tests/data/coco there')
     return COCO_ROOT + '/'
+
+
+@pytest.fixture(scope='module')
+def quiet_single_thread():
+    """Small ops on a shared CPU: extra threads cost more in contention than they gain.
+    MMEngine's per-parameter init and optimizer logs are silenced."""
+    threads, logger = torch.get_num_threads(), MMLogger.get_current_instance()
+    level = logger.level
+    torch.set_num_threads(1)
+    logger.setLevel(logging.WARNING)
+    yield
+    torch.set_num_threads(threads)
+    logger.setLevel(level)
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory) -> str:
+    """A briefly trained checkpoint of tests/data/poseur_tiny_inference.py (trained once)."""
+    return tiny_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope='module')
+def model(checkpoint):
+    """MMPose's ``init_model`` of the tiny inference config and its checkpoint, on the CPU."""
+    return init_model(CONFIG, checkpoint, device='cpu')

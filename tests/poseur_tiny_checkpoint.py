@@ -11,9 +11,9 @@ from mmpose.registry import DATASETS, MODELS
 from mmpose.utils import register_all_modules
 
 import poseur_mm  # noqa: F401
+from tiny_model import COCO_ROOT
 
 CONFIG = osp.join(osp.dirname(__file__), 'data', 'poseur_tiny_inference.py')
-COCO_ROOT = osp.join(osp.dirname(__file__), '..', '..', 'shared', 'data', 'mmpose_testdata', 'coco')
 # Five small steps from the construction-time weights move the predictions from the crop's
 # top-left corner to its middle, so they land inside the image.
 TRAIN_STEPS = 5

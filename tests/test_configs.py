@@ -7,7 +7,6 @@ per axis. Pretrained weights are not loaded (``init_cfg`` is dropped from the ba
 """
 import glob
 import importlib.util
-import logging
 import math
 import os.path as osp
 
@@ -17,7 +16,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
@@ -112,17 +110,7 @@ def _load(path: str) -> Config:
     return Config(cfg)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def quiet_single_thread():
-    """Small ops on a shared CPU: extra threads cost more in contention than they gain.
-    MMEngine's per-parameter init and optimizer logs are silenced."""
-    threads, logger = torch.get_num_threads(), MMLogger.get_current_instance()
-    level = logger.level
-    torch.set_num_threads(1)
-    logger.setLevel(logging.WARNING)
-    yield
-    torch.set_num_threads(threads)
-    logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures('quiet_single_thread')
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_config_id)

@@ -8,8 +8,6 @@ claims numerically, independent of poseur_mm's code, since the flip-test convent
 (``flip_coordinates(shift_coords=...)``) depends on them. With UDP (``use_udp=True``) the crop
 is centred at (W - 1)/2 instead, and the training flip is exactly the tensor flip.
 """
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
@@ -20,7 +18,8 @@ from mmpose.datasets.transforms import (GetBBoxCenterScale, LoadImage, RandomFli
                                         TopdownAffine)
 from mmpose.models.utils.tta import flip_coordinates
 
-COCO_ROOT = osp.join(osp.dirname(__file__), '..', '..', 'shared', 'data', 'mmpose_testdata', 'coco')
+from tiny_model import COCO_ROOT
+
 INPUT_SIZE = (96, 128)  # (w, h)
 PEOPLE = (0, 1, 4, 7)  # people from all four images, large and small boxes
 

@@ -7,7 +7,6 @@ training every swap config is covered by test_configs.py.
 import ast
 import copy
 import glob
-import logging
 import os.path as osp
 
 import mmpose
@@ -15,7 +14,6 @@ import pytest
 import torch
 import yaml
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmpose.registry import MODELS
 from mmpose.utils import register_all_modules
 
@@ -36,17 +34,7 @@ SWAPPED_KEYS = {
 register_all_modules()
 
 
-@pytest.fixture(scope='module', autouse=True)
-def quiet_single_thread():
-    """Small ops on a shared CPU: extra threads cost more in contention than they gain.
-    MMEngine's per-parameter init log is silenced."""
-    threads, logger = torch.get_num_threads(), MMLogger.get_current_instance()
-    level = logger.level
-    torch.set_num_threads(1)
-    logger.setLevel(logging.WARNING)
-    yield
-    torch.set_num_threads(threads)
-    logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures('quiet_single_thread')
 
 
 def _unscoped(node):

@@ -12,7 +12,8 @@ from mmpose.apis import MMPoseInferencer, inference_topdown, init_model
 from mmpose.datasets import CocoDataset
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
 
-from poseur_tiny_checkpoint import COCO_ROOT, CONFIG, annotated_boxes, tiny_checkpoint
+from poseur_tiny_checkpoint import CONFIG, annotated_boxes
+from tiny_model import COCO_ROOT
 
 IMAGE = osp.join(COCO_ROOT, '000000197388.jpg')  # five annotated people
 NUM_JOINTS = 17
@@ -24,16 +25,6 @@ def assert_inside(keypoints: np.ndarray, x1: float, y1: float, x2: float, y2: fl
     assert np.isfinite(keypoints).all()
     assert (keypoints[..., 0] >= x1).all() and (keypoints[..., 0] <= x2).all(), keypoints
     assert (keypoints[..., 1] >= y1).all() and (keypoints[..., 1] <= y2).all(), keypoints
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory)
-
-
-@pytest.fixture(scope='module')
-def model(checkpoint):
-    return init_model(CONFIG, checkpoint, device='cpu')
 
 
 @pytest.fixture(scope='module')

@@ -7,10 +7,9 @@ from mmcv.transforms import BaseTransform
 from mmengine.runner import Runner
 from mmpose.registry import TRANSFORMS
 
-import poseur_mm  # noqa: F401
 from poseur_mm.engine.nonfinite_loss_hook import NonFiniteLossError
+from tiny_model import COCO_ROOT, tiny_model_cfg, train_pipeline
 
-DATA_ROOT = osp.join(osp.dirname(__file__), '..', '..', 'shared', 'data', 'mmpose_testdata', 'coco')
 POISONED_BATCH = 2  # batches of one person: the third iteration gets a NaN label
 
 
@@ -28,32 +27,16 @@ class _PoisonLabelsForTest(BaseTransform):
 
 
 def _config(work_dir: str, poisoned_ann_id: int) -> dict:
-    codec = dict(type='RegressionLabel', input_size=(96, 128))
-    pipeline = [
-        dict(type='LoadImage'),
-        dict(type='GetBBoxCenterScale'),
-        dict(type='TopdownAffine', input_size=codec['input_size']),
-        dict(type='GenerateTarget', encoder=codec),
-        dict(type='_PoisonLabelsForTest', ann_id=poisoned_ann_id),
-        dict(type='PackPoseInputs'),
-    ]
+    pipeline = train_pipeline()
+    pipeline.insert(-1, dict(type='_PoisonLabelsForTest', ann_id=poisoned_ann_id))
     return dict(
         default_scope='mmpose',
         work_dir=work_dir,
-        model=dict(
-            type='TopdownPoseEstimator',
-            data_preprocessor=dict(type='PoseDataPreprocessor', mean=[123.675, 116.28, 103.53],
-                                   std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
-            backbone=dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3)),
-            neck=dict(type='ChannelMapper', in_channels=[64, 128, 256, 512], out_channels=64,
-                      kernel_size=1, act_cfg=None, norm_cfg=dict(type='GN', num_groups=32),
-                      num_outs=4),
-            head=dict(type='PoseurHead', in_channels=64, embed_dims=64, num_joints=17,
-                      query_decoder=dict(num_layers=2), decoder=codec)),
+        model=tiny_model_cfg(),
         train_dataloader=dict(
             batch_size=1, num_workers=0,
             sampler=dict(type='DefaultSampler', shuffle=False),
-            dataset=dict(type='CocoDataset', data_root=DATA_ROOT, data_mode='topdown',
+            dataset=dict(type='CocoDataset', data_root=COCO_ROOT, data_mode='topdown',
                          ann_file='test_coco.json', data_prefix=dict(img=''),
                          pipeline=pipeline)),
         train_cfg=dict(by_epoch=True, max_epochs=1),

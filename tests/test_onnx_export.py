@@ -7,7 +7,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from mmpose.apis import inference_topdown, init_model
+from mmpose.apis import inference_topdown
 from mmpose.registry import MODELS
 
 import poseur_mm.models.layers.emsda_attention as emsda_attention
@@ -16,22 +16,13 @@ from poseur_mm.deploy.export import (INPUT_NAME, KEYPOINT_TOLERANCE, OUTPUT_NAME
                                      make_crops)
 from poseur_mm.ops import emsda_sampling
 from poseur_mm.ops.emsda_onnx import emsda_sampling_grid_sample
-from poseur_tiny_checkpoint import COCO_ROOT, CONFIG, annotated_boxes, tiny_checkpoint
+from poseur_tiny_checkpoint import CONFIG, annotated_boxes
+from tiny_model import COCO_ROOT
 
 IMAGES = sorted(glob.glob(osp.join(COCO_ROOT, '*.jpg')))
 INPUT_SIZE = (96, 128)  # (w, h) of the tiny config
 NUM_DECODER_LAYERS = 2
 NUM_JOINTS = 17
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory)
-
-
-@pytest.fixture(scope='module')
-def model(checkpoint):
-    return init_model(CONFIG, checkpoint, device='cpu')
 
 
 @pytest.fixture(scope='module')
