@@ -1,5 +1,6 @@
 """The benchmark command end to end (--quick) and its measuring parts."""
 import csv
+import glob
 import math
 import os.path as osp
 import subprocess
@@ -8,6 +9,7 @@ import time
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmpose.registry import MODELS
 
 from poseur_mm.ops import emsda_sampling
@@ -43,11 +45,12 @@ def quick_run(tmp_path_factory):
     """The command as a user runs it, in its own process (it tunes malloc to measure memory)."""
     out_dir = str(tmp_path_factory.mktemp('benchmark'))
     command = [sys.executable, '-W', 'ignore', '-m', 'poseur_mm.tools.benchmark', '--quick']
-    command += ['--threads', '1', '--no-progress', '--out-dir', out_dir]
+    command += ['--threads', '1', '--no-progress', '--out-dir', out_dir, '--accuracy-study']
     subprocess.run(command, check=True, cwd=REPO)
     results = dict(
         models=read_csv(osp.join(out_dir, 'cost_table.csv')),
-        emsda=read_csv(osp.join(out_dir, 'emsda_benchmark.csv')))
+        emsda=read_csv(osp.join(out_dir, 'emsda_benchmark.csv')),
+        accuracy=read_csv(osp.join(out_dir, 'accuracy_study.csv')))
     return results, out_dir
 
 
@@ -109,6 +112,30 @@ def test_quick_run_includes_emsda_micro_benchmark(quick_run):
             assert row[ratio] == pytest.approx(row[key] / base[key])
     # the per-head copy holds H = 8 copies of the memory and their gradients
     assert by_case[(2, 'per-head-copy')]['peak_mib'] > 3 * by_case[(2, 'emsda')]['peak_mib']
+
+
+def test_quick_run_includes_the_accuracy_study(quick_run):
+    rows, out_dir = quick_run[0]['accuracy'], quick_run[1]
+    sizes = ['256x192', '128x96', '64x48']
+    assert [(r['model'], r['input']) for r in rows] == [(m, s) for s in sizes
+                                                        for m in ('Poseur', 'heatmap', 'RLE')]
+    by_case = {(r['model'], r['input']): r for r in rows}
+    for row in rows:
+        for key in ('AP', 'AP .5', 'AP .75', 'AR'):
+            assert 0 <= row[key] <= 1, (row['model'], row['input'], key)
+        assert row['iterations'] == 1 and row['train_s'] > 0  # --quick: 4 images, 1 epoch
+        baseline = by_case[('heatmap', row['input'])]['AP']
+        assert row['AP_vs_heatmap'] == pytest.approx(100 * (row['AP'] - baseline), abs=0.051)
+    # each run trained in its own work directory at its own crop size (the runner's config dump)
+    for model, size in by_case:
+        dumped = glob.glob(osp.join(out_dir, f'{model}-{size}', '*.py'))
+        height, width = map(int, size.split('x'))
+        assert len(dumped) == 1
+        assert tuple(Config.fromfile(dumped[0]).model.head.decoder.input_size) == (width, height)
+    table = open(osp.join(out_dir, 'accuracy_study.md')).read()
+    assert 'torch threads 1' in table and table.count('| Poseur |') == 3
+    with open(osp.join(out_dir, 'accuracy_study.png'), 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
 
 
 def test_emsda_flops_are_counted_analytically():

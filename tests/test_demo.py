@@ -1,4 +1,5 @@
-"""The main job (tools/demo.sh -> projects/synthetic_pose/demo.py) and its configs."""
+"""The main job (tools/demo.sh -> projects/synthetic_pose/demo.py), its configs and the
+helpers that point them at a set, a crop size and a schedule."""
 import glob
 import json
 import os
@@ -16,6 +17,7 @@ from mmpose.registry import DATASETS, MODELS
 from mmpose.utils import register_all_modules
 
 import poseur_mm  # noqa: F401
+from poseur_mm.tools import synthetic_runs
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'projects', 'synthetic_pose'))
@@ -28,7 +30,7 @@ register_all_modules()
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('synthetic_pose')) + '/'
-    demo.prepare_data(root, num_train=8, num_val=4, seed=0)
+    synthetic_runs.prepare_data(root, num_train=8, num_val=4, seed=0)
     return root
 
 
@@ -51,7 +53,7 @@ def test_there_is_a_poseur_and_a_heatmap_config():
 def test_set_input_size_reaches_every_codec_and_crop(path):
     cfg = Config.fromfile(path)
     before = len(sizes_in(cfg.to_dict(), 'input_size'))
-    demo.set_input_size(cfg, (96, 128))
+    synthetic_runs.set_input_size(cfg, (96, 128))
     # head decoder, GenerateTarget, and TopdownAffine of train, val and test pipelines
     assert before >= 5
     assert sizes_in(cfg.to_dict(), 'input_size') == [(96, 128)] * before
@@ -62,9 +64,9 @@ def test_set_input_size_reaches_every_codec_and_crop(path):
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_config_trains_and_predicts_on_the_synthetic_set(path, input_size, data_root):
     cfg = Config.fromfile(path)
-    demo.set_data_root(cfg, data_root)
+    synthetic_runs.set_data_root(cfg, data_root)
     if input_size:  # the model, targets and crops must still fit together
-        demo.set_input_size(cfg, input_size)
+        synthetic_runs.set_input_size(cfg, input_size)
     model = MODELS.build(cfg.model)
     model.init_weights()
     train = DATASETS.build(cfg.train_dataloader.dataset)
@@ -85,11 +87,11 @@ def test_config_trains_and_predicts_on_the_synthetic_set(path, input_size, data_
 def test_prepare_data_reuses_only_an_identical_set(data_root, tmp_path):
     stamp = osp.join(data_root, 'generation.json')
     mtime = os.stat(stamp).st_mtime_ns
-    assert demo.prepare_data(data_root, num_train=8, num_val=4, seed=0) == 0.0
+    assert synthetic_runs.prepare_data(data_root, num_train=8, num_val=4, seed=0) == 0.0
     assert os.stat(stamp).st_mtime_ns == mtime
     other = str(tmp_path / 'other')
-    demo.prepare_data(other, num_train=8, num_val=4, seed=0)
-    assert demo.prepare_data(other, num_train=8, num_val=4, seed=1) > 0.0
+    synthetic_runs.prepare_data(other, num_train=8, num_val=4, seed=0)
+    assert synthetic_runs.prepare_data(other, num_train=8, num_val=4, seed=1) > 0.0
     with open(osp.join(other, 'generation.json')) as f:
         assert json.load(f)['seed'] == 1
 

@@ -8,7 +8,7 @@ import cv2
 import mmpose
 import numpy as np
 import pytest
-from mmpose.apis import MMPoseInferencer, inference_topdown, init_model
+from mmpose.apis import MMPoseInferencer, inference_topdown
 from mmpose.datasets import CocoDataset
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
 

@@ -18,15 +18,15 @@ Timed is the network (``mode='tensor'``: backbone, neck, head) in eval mode, wit
 pre-processing or decoding. Each model is compared with the heatmap model of the same
 backbone and input size in the run (its "paired baseline"), and with the bare backbone
 (the head+neck cost). Writes ``cost_table.md``, ``cost_table.csv``, ``cost_table.png`` and,
-unless ``--skip-emsda``, the EMSDA micro-benchmark (:mod:`poseur_mm.tools.emsda_benchmark`).
+unless ``--skip-emsda``, the EMSDA micro-benchmark (:mod:`poseur_mm.tools.emsda_benchmark`);
+with ``--accuracy-study``, the accuracy-vs-resolution study
+(:mod:`poseur_mm.tools.accuracy_study`).
 
 Run ``python -m poseur_mm.tools.benchmark --help``.
 """
 import argparse
 import copy
-import csv
 import math
-import os
 import os.path as osp
 import shlex
 import sys
@@ -44,11 +44,11 @@ from tqdm import tqdm
 
 import poseur_mm  # noqa: F401  (registers the plugin's modules)
 from poseur_mm.ops.emsda import _EMSDASamplingCPU
-from poseur_mm.tools import emsda_benchmark
+from poseur_mm.tools import REPO_ROOT, accuracy_study, emsda_benchmark
 from poseur_mm.tools.emsda_benchmark import (machine_summary, peak_memory_mib, set_threads,
                                              time_interleaved)
+from poseur_mm.tools.report import write_tables
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Poseur ResNet-50 and its two baselines (heatmap SimpleBaseline, RLE regression)
 DEFAULT_CONFIGS = (
     'configs/body_2d_keypoint/poseur/coco/td-reg_res50_poseur-8xb32-325e_coco-256x192.py',
@@ -346,15 +346,9 @@ def plot(rows: List[dict], path: str, batch: int) -> None:
 
 def write_outputs(rows: List[dict], out_dir: str, header: str, batch: int) -> List[str]:
     """Write ``cost_table.md``, ``.csv`` and ``.png``; returns their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = [osp.join(out_dir, f'cost_table.{ext}') for ext in ('md', 'csv', 'png')]
-    with open(paths[0], 'w') as f:
-        f.write(header + '\n\n' + markdown_table(rows, batch) + '\n')
-    with open(paths[1], 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    plot(rows, paths[2], batch)
+    paths = write_tables(out_dir, 'cost_table', header, markdown_table(rows, batch), rows, FIELDS)
+    paths.append(osp.join(out_dir, 'cost_table.png'))
+    plot(rows, paths[-1], batch)
     return paths
 
 
@@ -386,6 +380,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default='work_dirs/benchmark',
         help='where the tables and the plot go (default work_dirs/benchmark)')
     parser.add_argument('--skip-emsda', action='store_true', help='skip the EMSDA micro-benchmark')
+    parser.add_argument(
+        '--accuracy-study',
+        action='store_true',
+        help='then train and evaluate Poseur, heatmap and RLE models at three input sizes on '
+        'the synthetic set (poseur_mm.tools.accuracy_study: hours on a CPU; --quick: minutes)')
     return parser.parse_args(argv)
 
 
@@ -393,8 +392,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
     """Run the benchmark with command-line arguments ``argv``.
 
     Returns:
-        dict: ``models`` (cost-table rows, keys ``FIELDS``) and ``emsda`` (the
-        micro-benchmark's rows, empty with ``--skip-emsda``).
+        dict: ``models`` (cost-table rows, keys ``FIELDS``), ``emsda`` (the
+        micro-benchmark's rows, empty with ``--skip-emsda``) and, with
+        ``--accuracy-study``, ``accuracy`` (the study's rows).
     """
     args = parse_args(argv)
     emsda_benchmark.resolve_defaults(args)
@@ -427,6 +427,11 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
         emsda_args += ['--quick'] if args.quick else []
         emsda_args += ['--no-progress'] if args.no_progress else []
         results['emsda'] = emsda_benchmark.run(emsda_args)
+    if args.accuracy_study:
+        study_args = ['--out-dir', args.out_dir, '--threads', str(torch.get_num_threads())]
+        study_args += ['--quick'] if args.quick else []
+        study_args += ['--no-progress'] if args.no_progress else []
+        results['accuracy'] = accuracy_study.run(study_args)
     return results
 
 

@@ -20,7 +20,6 @@ them alike. Peak memory: see :func:`peak_memory_mib`.
 Run ``python -m poseur_mm.tools.emsda_benchmark --help``.
 """
 import argparse
-import csv
 import ctypes
 import gc
 import math
@@ -38,6 +37,7 @@ from tqdm import tqdm
 
 from poseur_mm.ops.emsda import _emsda_sampling_autograd, emsda_sampling
 from poseur_mm.ops.reference import deformable_detr_sampling, per_head_copy_sampling
+from poseur_mm.tools.report import write_tables
 
 # (H_l, W_l) of the four stride-4..32 maps of a top-down input (h x w)
 LEVELS = {
@@ -281,20 +281,6 @@ def markdown_table(rows: List[dict]) -> str:
     return '\n'.join(lines)
 
 
-def write_outputs(rows: List[dict], out_dir: str, header: str) -> List[str]:
-    """Write ``emsda_benchmark.md`` and ``emsda_benchmark.csv``; returns their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    md_path = osp.join(out_dir, 'emsda_benchmark.md')
-    csv_path = osp.join(out_dir, 'emsda_benchmark.csv')
-    with open(md_path, 'w') as f:
-        f.write(header + '\n\n' + markdown_table(rows) + '\n')
-    with open(csv_path, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return [md_path, csv_path]
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared with ``poseur_mm.tools.benchmark``."""
     parser.add_argument(
@@ -371,7 +357,8 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         progress=not args.no_progress)
     print(markdown_table(rows))
     if args.out_dir:
-        for path in write_outputs(rows, args.out_dir, header):
+        for path in write_tables(args.out_dir, 'emsda_benchmark', header, markdown_table(rows),
+                                 rows, FIELDS):
             print(f'wrote {path}')
     return rows
 

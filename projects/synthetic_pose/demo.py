@@ -10,12 +10,11 @@ and into ``--work-dir``: MMEngine's logs and final checkpoint, ``curves.png`` (l
 ``results.json`` (AP on ground-truth and on detected boxes, timings).
 """
 import argparse
-import hashlib
 import json
 import os
 import os.path as osp
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import matplotlib
 import mmcv
@@ -25,83 +24,16 @@ from mmengine.runner import Runner
 from mmpose.apis import inference_topdown
 from mmpose.structures import merge_data_samples
 
-from poseur_mm.datasets import synthetic_coco, synthetic_scene
-from poseur_mm.datasets.synthetic_coco import annotation_path, detection_path, generate_dataset
+from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, prepare_data, set_data_root,
+                                            set_epochs, set_input_size)
 
 matplotlib.use('Agg')  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-HERE = osp.dirname(osp.abspath(__file__))
-DEFAULT_CONFIG = osp.join(HERE, 'configs', 'td-reg_res18_poseur-1xb16-10e_synthetic-64x48.py')
-# Heatmap codecs: their heatmap is 1/HEATMAP_STRIDE of the input crop
-HEATMAP_CODECS = {'MSRAHeatmap', 'UDPHeatmap', 'MegviiHeatmap'}
-HEATMAP_STRIDE = 4
+DEFAULT_CONFIG = osp.join(SYNTHETIC_CONFIGS, 'td-reg_res18_poseur-1xb16-10e_synthetic-64x48.py')
 # Keypoints drawn in the pictures: Poseur's Laplace scores after the short schedule have a
 # median near 0.3, so the visualizer's default threshold (0.3) would hide half of them.
 VIS_KPT_THR = 0.1
-
-
-def set_input_size(cfg: Config, input_size: Tuple[int, int]) -> None:
-    """Change the crop (w, h) everywhere a config uses it: every codec (model head and
-    ``GenerateTarget``) and every ``TopdownAffine``; heatmap codecs get a 1/4 heatmap."""
-
-    def visit(node):
-        if isinstance(node, dict):
-            if 'input_size' in node:
-                node['input_size'] = tuple(input_size)
-                if node.get('type') in HEATMAP_CODECS:
-                    node['heatmap_size'] = tuple(s // HEATMAP_STRIDE for s in input_size)
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                visit(value)
-
-    for value in cfg.values():
-        visit(value)
-
-
-def set_data_root(cfg: Config, data_root: str) -> None:
-    """Point the data loaders and evaluators of a synthetic-set config at ``data_root``."""
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        dataset = cfg[loader]['dataset']
-        dataset['data_root'] = data_root
-        if dataset.get('bbox_file'):
-            dataset['bbox_file'] = detection_path(data_root)
-    for evaluator in ('val_evaluator', 'test_evaluator'):
-        cfg[evaluator]['ann_file'] = annotation_path(data_root, 'val')
-
-
-def generator_digest() -> str:
-    """Hash of the generator's source, so a changed generator regenerates the set."""
-    digest = hashlib.sha256()
-    for module in (synthetic_scene, synthetic_coco):
-        with open(module.__file__, 'rb') as f:
-            digest.update(f.read())
-    return digest.hexdigest()[:16]
-
-
-def prepare_data(data_root: str, **settings) -> float:
-    """Generate the set unless ``data_root`` already holds one made with ``settings`` by
-    this generator.
-
-    Returns:
-        float: seconds spent generating (0 when reused).
-    """
-    settings = dict(settings, generator=generator_digest())
-    stamp = osp.join(data_root, 'generation.json')
-    if osp.exists(stamp):
-        with open(stamp) as f:
-            if json.load(f) == settings:
-                print(f'[demo] reusing the synthetic set in {data_root}')
-                return 0.0
-    start = time.perf_counter()
-    generate_dataset(data_root, **{k: v for k, v in settings.items() if k != 'generator'})
-    with open(stamp, 'w') as f:
-        json.dump(settings, f)
-    seconds = time.perf_counter() - start
-    print(f'[demo] generated the synthetic set in {data_root} ({seconds:.1f} s)')
-    return seconds
 
 
 def plot_curves(scalars_file: str, iters_per_epoch: int, out_file: str) -> None:
@@ -191,10 +123,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if args.input_size:
         set_input_size(cfg, tuple(args.input_size))
     if args.epochs:
-        cfg.train_cfg.max_epochs = args.epochs
-        for scheduler in cfg.param_scheduler:
-            if scheduler.get('by_epoch', True):
-                scheduler['end'] = args.epochs
+        set_epochs(cfg, args.epochs)
     cfg.merge_from_dict(args.cfg_options)
     runner = Runner.from_cfg(cfg)
 

@@ -88,3 +88,6 @@ default_hooks = dict(
 # evaluators: PCK@0.5 of the box size (the base's save_best='PCK' reads it)
 val_evaluator = dict(_delete_=True, type='PCKAccuracy', thr=0.5, norm_item='bbox')
 test_evaluator = val_evaluator
+
+# the model's checks run when mim starts the run
+custom_hooks = [dict(type='SyncBuffersHook'), dict(type='PoseurCheckHook')]

@@ -136,6 +136,33 @@ class PoseurHead(BaseHead):
         nn.init.normal_(self.level_embed)
         super().init_weights()
 
+    def check_feats(self, feats: Sequence[Tensor]) -> None:
+        """Raise ValueError naming the fix unless ``feats`` holds ``num_feature_levels``
+        maps of ``embed_dims`` channels, shaped (B, C, H_l, W_l)."""
+        if len(feats) != self.num_feature_levels:
+            raise ValueError(f'PoseurHead expects {self.num_feature_levels} feature levels, '
+                             f'got {len(feats)}; make the neck output one map per level '
+                             '(ChannelMapper num_outs) or change num_feature_levels')
+        channels = [feat.shape[1] if feat.dim() == 4 else None for feat in feats]
+        if any(c != self.embed_dims for c in channels):
+            raise ValueError(f'PoseurHead expects (B, {self.embed_dims}, H, W) maps, got '
+                             f'channels {channels}; set the neck out_channels to embed_dims')
+
+    def check_dataset_meta(self, metainfo: dict, flip_test: bool) -> None:
+        """Raise ValueError naming the fix when the dataset's keypoints do not fit the
+        head: ``num_keypoints`` differs from ``num_joints``, or ``flip_test`` is on without
+        ``flip_indices`` for every keypoint."""
+        num_keypoints = metainfo.get('num_keypoints')
+        if num_keypoints is not None and num_keypoints != self.num_joints:
+            raise ValueError(f'the dataset has {num_keypoints} keypoints but PoseurHead was '
+                             f'built with num_joints={self.num_joints}; set num_joints to the '
+                             "dataset metainfo's num_keypoints")
+        if flip_test and len(metainfo.get('flip_indices') or []) != self.num_joints:
+            raise ValueError(f'flip test needs flip_indices for all {self.num_joints} '
+                             'keypoints in the dataset metainfo; use a dataset config with '
+                             'flip pairs (swap) for num_joints keypoints, or set '
+                             'flip_test=False')
+
     def predict_coarse(self, feats: Tuple[Tensor]) -> Dict[str, Tensor]:
         """GAP + FC regression from the last level.
 
@@ -193,10 +220,7 @@ class PoseurHead(BaseHead):
             ``coords`` and ``sigma_logits``, one (B, Q, 2) tensor per layer each) and
             ``num_groups`` G.
         """
-        if len(feats) != self.num_feature_levels:
-            raise ValueError(f'PoseurHead expects {self.num_feature_levels} feature levels, '
-                             f'got {len(feats)}; make the neck output one map per level '
-                             '(ChannelMapper num_outs) or change num_feature_levels')
+        self.check_feats(feats)
         coarse = self.predict_coarse(feats)
         reference_points = coarse['coords'].detach()
         if self.training and self.num_noise_groups:
@@ -243,11 +267,7 @@ class PoseurHead(BaseHead):
         """
         if test_cfg.get('flip_test', False):
             metainfo = batch_data_samples[0].metainfo
-            if len(metainfo.get('flip_indices') or []) != self.num_joints:
-                raise ValueError(f'flip test needs flip_indices for all {self.num_joints} '
-                                 'keypoints in the dataset metainfo; use a dataset config with '
-                                 'flip pairs (swap) for num_joints keypoints, or set '
-                                 'flip_test=False')
+            self.check_dataset_meta(metainfo, flip_test=True)
             feats, feats_flip = feats
             coords, sigma = self._coords_and_sigma(feats)
             coords_flip, sigma_flip = self._coords_and_sigma(feats_flip)
@@ -299,10 +319,7 @@ class PoseurHead(BaseHead):
         outputs = self.forward_all(feats)
         target = torch.cat([d.gt_instance_labels.keypoint_labels for d in batch_data_samples])
         weight = torch.cat([d.gt_instance_labels.keypoint_weights for d in batch_data_samples])
-        if target.shape[1] != self.num_joints:
-            raise ValueError(f'the dataset has {target.shape[1]} keypoints but PoseurHead was '
-                             f'built with num_joints={self.num_joints}; set num_joints to the '
-                             "dataset metainfo's num_keypoints")
+        self.check_dataset_meta(dict(num_keypoints=target.shape[1]), flip_test=False)
         coarse = outputs['coarse']
         losses = dict(loss_coarse=self.coarse_loss(coarse['coords'], coarse['sigma_logits'],
                                                    target, weight))

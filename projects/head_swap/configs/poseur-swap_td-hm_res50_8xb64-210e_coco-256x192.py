@@ -45,3 +45,6 @@ test_evaluator = val_evaluator
 
 # the top-level codec replaces, not merges into, the base's (the uses above keep this dict)
 codec = dict(codec, _delete_=True)
+
+# check neck and datasets against the swapped-in head when the run starts
+custom_hooks = [dict(type='SyncBuffersHook'), dict(type='PoseurCheckHook')]

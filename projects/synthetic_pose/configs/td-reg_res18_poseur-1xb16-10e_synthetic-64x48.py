@@ -110,8 +110,20 @@ test_dataloader = dict(
         test_mode=True,
         pipeline=val_pipeline))
 
-# evaluators
+# evaluators: Poseur's instance score (bbox score + mean + max of the keypoints' Laplace
+# scores) and OKS-NMS, as the COCO configs
 val_evaluator = dict(
-    _delete_=True, type='CocoMetric',
-    ann_file=data_root + 'annotations/person_keypoints_val.json')
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/person_keypoints_val.json',
+    score_mode='bbox_rle',
+    nms_mode='oks_nms')
 test_evaluator = val_evaluator
+
+# check neck and datasets against the head when the run starts; stop on a NaN/inf loss
+# before it is checkpointed; resume continues the random streams
+custom_hooks = [
+    dict(type='SyncBuffersHook'),  # the base runtime's, kept
+    dict(type='PoseurCheckHook'),
+    dict(type='NonFiniteLossHook'),
+    dict(type='RNGStateHook')
+]

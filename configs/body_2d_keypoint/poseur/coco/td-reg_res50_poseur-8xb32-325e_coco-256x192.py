@@ -75,5 +75,11 @@ train_dataloader = dict(batch_size=32)
 val_evaluator = dict(score_mode='bbox_rle', nms_mode='oks_nms')
 test_evaluator = val_evaluator
 
-# stop on a NaN/inf loss before it is checkpointed; resume continues the random streams
-custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RNGStateHook')]
+# check neck and datasets against the head when the run starts; stop on a NaN/inf loss
+# before it is checkpointed; resume continues the random streams
+custom_hooks = [
+    dict(type='SyncBuffersHook'),  # the base runtime's, kept
+    dict(type='PoseurCheckHook'),
+    dict(type='NonFiniteLossHook'),
+    dict(type='RNGStateHook')
+]

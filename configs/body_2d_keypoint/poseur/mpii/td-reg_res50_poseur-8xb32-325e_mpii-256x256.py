@@ -68,3 +68,12 @@ model = dict(
 
 # data loaders
 train_dataloader = dict(batch_size=32)
+
+# check neck and datasets against the head when the run starts; stop on a NaN/inf loss
+# before it is checkpointed; resume continues the random streams
+custom_hooks = [
+    dict(type='SyncBuffersHook'),  # the base runtime's, kept
+    dict(type='PoseurCheckHook'),
+    dict(type='NonFiniteLossHook'),
+    dict(type='RNGStateHook')
+]
