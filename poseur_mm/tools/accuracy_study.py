@@ -13,6 +13,7 @@ a few images: it checks the pipeline, its AP numbers mean nothing.
 Run ``python -m poseur_mm.tools.accuracy_study --help`` (or ``poseur-bench --accuracy-study``).
 """
 import argparse
+import math
 import os.path as osp
 import shlex
 import sys
@@ -94,13 +95,14 @@ def plot(rows: List[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    # x: the crop's pixel count, on a log scale; labelled with the crop size (h x w)
+    pixels = {r['input']: math.prod(map(int, r['input'].split('x'))) for r in rows}
     for model in MODELS:
-        points = sorted((int(r['input'].split('x')[0]), r['AP']) for r in rows
-                        if r['model'] == model)
-        heights, aps = zip(*points)
-        ax.plot(heights, aps, 'o-', label=model)
+        points = sorted((pixels[r['input']], r['AP']) for r in rows if r['model'] == model)
+        ax.plot(*zip(*points), 'o-', label=model)
     ax.set_xscale('log', base=2)
-    ax.set_xticks(heights, [f'{h}x{h * 3 // 4}' for h in heights])
+    ax.set_xticks(sorted(pixels.values()), sorted(pixels, key=pixels.get))
+    ax.minorticks_off()
     ax.set(xlabel='input size (h x w)', ylabel='COCO keypoint AP (ground-truth boxes)',
            title='synthetic set: accuracy against input size', ylim=(0, 1))
     ax.legend()
