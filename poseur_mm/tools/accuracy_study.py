@@ -186,6 +186,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command-line entry point."""
     run(argv)
 
 
