@@ -212,6 +212,26 @@ def test_time_interleaved_reports_medians():
     assert ms['sleep'] >= 20 and ms['noop'] < ms['sleep']
 
 
+def test_channels_last_run_converts_models_and_counts_the_same_flops():
+    config = osp.join(REPO, benchmark.DEFAULT_CONFIGS[0])
+    rows = {}
+    for channels_last in (False, True):
+        entries = benchmark.load_entries([config], input_size=(48, 64))
+        rows[channels_last], _ = benchmark.measure(
+            entries, batch=2, warmup=0, repeats=1, device=torch.device('cpu'), progress=False,
+            channels_last=channels_last)
+        conv_weights = [m.weight for m in entries[0].module.modules()
+                        if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
+        assert conv_weights and all(
+            w.is_contiguous(memory_format=torch.channels_last) == channels_last
+            for w in conv_weights)
+    for contiguous, channels_last in zip(rows[False], rows[True]):
+        assert (contiguous['memory_format'], channels_last['memory_format']) == ('contiguous',
+                                                                                 'channels_last')
+        assert channels_last['gflops'] == contiguous['gflops'] > 0
+        assert channels_last['ms_per_image'] > 0
+
+
 def test_missing_config_names_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match='not found'):
         benchmark.load_entries([str(tmp_path / 'nope.py')])

@@ -7,12 +7,16 @@ are trained with MMPose's runner at each input size and evaluated once at the en
 test: heatmaps lose accuracy at low resolution from quantisation, direct regression does not.
 
 Writes ``accuracy_study.md``, ``.csv`` and ``.png`` (AP against input size) to ``--out-dir``
-and a work directory per run under it. ``--quick`` trains one iteration per run on a set of
-a few images: it checks the pipeline, its AP numbers mean nothing.
+after every run, with the study's settings in ``accuracy_study.json`` and a work directory per
+run. ``--resume`` keeps the finished runs of that directory and trains only the missing ones,
+so a study can be split over several sessions or machines. ``--quick`` trains one iteration
+per run on a set of a few images: it checks the pipeline, its AP numbers mean nothing.
 
 Run ``python -m poseur_mm.tools.accuracy_study --help`` (or ``poseur-bench --accuracy-study``).
 """
 import argparse
+import csv
+import json
 import math
 import os.path as osp
 import shlex
@@ -27,8 +31,8 @@ from tqdm import tqdm
 
 from poseur_mm.tools.emsda_benchmark import machine_summary, set_threads
 from poseur_mm.tools.report import write_tables
-from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, prepare_data, set_data_root,
-                                            set_epochs, set_input_size)
+from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, generator_digest, prepare_data,
+                                            set_data_root, set_epochs, set_input_size)
 
 # model name -> config; 'heatmap' is the baseline the others are compared with
 MODELS = {
@@ -71,10 +75,46 @@ def train_and_evaluate(config: str, input_size: Sequence[int], data_root: str, e
 
 
 def add_comparisons(rows: List[dict]) -> None:
-    """``AP_vs_heatmap``: AP points (x100) over the heatmap model at the same input size."""
+    """``AP_vs_heatmap``: AP points (x100) over the heatmap model at the same input size;
+    ``None`` where that heatmap run is not (yet) among ``rows``."""
     baseline = {row['input']: row['AP'] for row in rows if row['model'] == BASELINE}
     for row in rows:
-        row['AP_vs_heatmap'] = round(100 * (row['AP'] - baseline[row['input']]), 1)
+        base = baseline.get(row['input'])
+        row['AP_vs_heatmap'] = None if base is None else round(100 * (row['AP'] - base), 1)
+
+
+def order_rows(rows: List[dict]) -> List[dict]:
+    """Largest input first, models in :data:`MODELS` order."""
+    models = list(MODELS)
+    return sorted(rows, key=lambda r: (-math.prod(map(int, r['input'].split('x'))),
+                                       models.index(r['model'])))
+
+
+def load_finished(out_dir: str, settings: dict) -> List[dict]:
+    """The rows of the study in ``out_dir`` (``--resume``), checked to have been trained with
+    the same ``settings`` (set sizes, seed, epochs, generator).
+
+    Returns:
+        list[dict]: rows with keys :data:`FIELDS` but ``AP_vs_heatmap``.
+    """
+    settings_path = osp.join(out_dir, 'accuracy_study.json')
+    if not osp.exists(settings_path):
+        raise FileNotFoundError(f'--resume: {settings_path} not found, so {out_dir} holds no '
+                                'study to resume; run without --resume to start one there')
+    with open(settings_path) as f:
+        earlier = json.load(f)
+    if earlier != settings:
+        raise ValueError(f'--resume: the study in {out_dir} was run with {earlier}, this one '
+                         f'with {settings}; give the same --num-train, --num-val, --epochs and '
+                         '--seed, or another --out-dir')
+    with open(osp.join(out_dir, 'accuracy_study.csv')) as f:
+        rows = list(csv.DictReader(f))
+    numbers = dict.fromkeys(METRICS + ('train_s', ), float)
+    numbers['iterations'] = int
+    return [{
+        key: numbers[key](value) if key in numbers else value
+        for key, value in row.items() if key != 'AP_vs_heatmap'
+    } for row in rows]
 
 
 def markdown_table(rows: List[dict]) -> str:
@@ -83,8 +123,10 @@ def markdown_table(rows: List[dict]) -> str:
         '| train+val s |', '|---|---|---|---|---|---|---|---|---|'
     ]
     for row in rows:
+        diff = row['AP_vs_heatmap']
+        diff = 'n/a' if diff is None else f'{diff:+.1f}'
         lines.append(f"| {row['model']} | {row['input']} | {row['AP']:.3f} | {row['AP .5']:.3f} "
-                     f"| {row['AP .75']:.3f} | {row['AR']:.3f} | {row['AP_vs_heatmap']:+.1f} "
+                     f"| {row['AP .75']:.3f} | {row['AR']:.3f} | {diff} "
                      f"| {row['iterations']} | {row['train_s']:.0f} |")
     return '\n'.join(lines)
 
@@ -97,7 +139,7 @@ def plot(rows: List[dict], path: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     # x: the crop's pixel count, on a log scale; labelled with the crop size (h x w)
     pixels = {r['input']: math.prod(map(int, r['input'].split('x'))) for r in rows}
-    for model in MODELS:
+    for model in dict.fromkeys(r['model'] for r in rows):
         points = sorted((pixels[r['input']], r['AP']) for r in rows if r['model'] == model)
         ax.plot(*zip(*points), 'o-', label=model)
     ax.set_xscale('log', base=2)
@@ -111,11 +153,15 @@ def plot(rows: List[dict], path: str) -> None:
     plt.close(fig)
 
 
-def write_outputs(rows: List[dict], out_dir: str, header: str) -> List[str]:
-    """Write ``accuracy_study.md``, ``.csv`` and ``.png``; returns their paths."""
+def write_outputs(rows: List[dict], out_dir: str, header: str, settings: dict) -> List[str]:
+    """Write ``accuracy_study.md``, ``.csv``, ``.png`` and the settings ``.json``; returns
+    their paths."""
     paths = write_tables(out_dir, 'accuracy_study', header, markdown_table(rows), rows, FIELDS)
     paths.append(osp.join(out_dir, 'accuracy_study.png'))
     plot(rows, paths[-1])
+    paths.append(osp.join(out_dir, 'accuracy_study.json'))
+    with open(paths[-1], 'w') as f:
+        json.dump(settings, f)
     return paths
 
 
@@ -132,6 +178,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         f"{FULL['num_val']}, --quick {QUICK['num_val']})")
     parser.add_argument('--epochs', type=int, help=f"epochs per run (default {FULL['epochs']}, "
                         f"--quick {QUICK['epochs']})")
+    parser.add_argument('--models', nargs='+', choices=list(MODELS), default=list(MODELS),
+                        help='models to train (default: all); without heatmap the AP '
+                        'difference column is n/a')
     parser.add_argument('--seed', type=int, default=0, help='seed of the synthetic set')
     parser.add_argument('--input-sizes', type=int, nargs='+', metavar='W H',
                         help='(w, h) pairs to study, e.g. 48 64 96 128 (default: 192 256 96 '
@@ -139,6 +188,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--data-root', help=f"where the set is written (default "
                         f"{FULL['data_root']}, the demo's; --quick: under --out-dir)")
     parser.add_argument('--out-dir', default='work_dirs/accuracy_study')
+    parser.add_argument('--resume', action='store_true',
+                        help='keep the runs already in --out-dir (same settings required) and '
+                        'train only the missing model/size pairs')
     parser.add_argument('--threads', type=int, default=2, help='torch threads (default 2)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser.parse_args(argv)
@@ -170,17 +222,27 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
               f'and {num_val} validation images (seed {args.seed}), {epochs} epochs of batch 16 '
               f'per run, AP of CocoMetric on ground-truth boxes. Command: `{command}`')
     print(header)
-    runs = [(model, size) for size in sizes for model in MODELS]
-    rows = []
-    for model, (width, height) in tqdm(runs, desc='accuracy study', disable=args.no_progress):
-        name = f'{height}x{width}'
+    settings = dict(num_train=num_train, num_val=num_val, seed=args.seed, epochs=epochs,
+                    generator=generator_digest())
+    rows = load_finished(args.out_dir, settings) if args.resume else []
+    finished = {(row['model'], row['input']) for row in rows}
+    runs = [(model, f'{height}x{width}') for width, height in sizes for model in args.models]
+    runs = [run for run in runs if run not in finished]
+    print(f'{len(runs)} runs to train' + (f', {len(rows)} kept from {args.out_dir}'
+                                          if args.resume else ''))
+    for model, name in tqdm(runs, desc='accuracy study', disable=args.no_progress):
+        height, width = map(int, name.split('x'))
         result = train_and_evaluate(
             osp.join(SYNTHETIC_CONFIGS, MODELS[model]), (width, height), data_root, epochs,
             osp.join(args.out_dir, f'{model}-{name}'))
-        rows.append(dict(model=model, input=name, **result))
-    add_comparisons(rows)
+        rows = order_rows(rows + [dict(model=model, input=name, **result)])
+        # rewritten after every run: an interrupted study keeps the runs it finished
+        add_comparisons(rows)
+        write_outputs(rows, args.out_dir, header, settings)
+    add_comparisons(rows)  # a resumed study may have had nothing left to train
+    paths = write_outputs(rows, args.out_dir, header, settings)
     print(markdown_table(rows))
-    for path in write_outputs(rows, args.out_dir, header):
+    for path in paths:
         print(f'wrote {path}')
     return rows
 

@@ -56,10 +56,10 @@ DEFAULT_CONFIGS = (
     'configs/body_2d_keypoint/baselines/coco/td-reg_res50_rle-8xb32-325e_coco-256x192.py',
 )
 QUICK_INPUT_SIZE = (48, 64)  # (w, h)
-FIELDS = ('name', 'kind', 'input', 'params_m', 'gflops', 'latency_ms', 'batch', 'ms_per_image',
-          'images_per_s', 'peak_mib', 'baseline', 'params_vs_baseline', 'gflops_vs_baseline',
-          'latency_vs_baseline', 'throughput_vs_baseline', 'backbone', 'head_neck_gflops_pct',
-          'head_neck_latency_pct', 'head_neck_ms_per_image_pct')
+FIELDS = ('name', 'kind', 'input', 'memory_format', 'params_m', 'gflops', 'latency_ms', 'batch',
+          'ms_per_image', 'images_per_s', 'peak_mib', 'baseline', 'params_vs_baseline',
+          'gflops_vs_baseline', 'latency_vs_baseline', 'throughput_vs_baseline', 'backbone',
+          'head_neck_gflops_pct', 'head_neck_latency_pct', 'head_neck_ms_per_image_pct')
 
 # row keys compared with the paired heatmap model, and with the bare backbone
 RATIOS = (('params_m', 'params_vs_baseline'), ('gflops', 'gflops_vs_baseline'),
@@ -211,21 +211,27 @@ def measure(entries: List[Entry],
             warmup: int,
             repeats: int,
             device: torch.device,
-            progress: bool = True) -> Tuple[List[dict], Counter]:
+            progress: bool = True,
+            channels_last: bool = False) -> Tuple[List[dict], Counter]:
     """Measure every entry and compare it with its paired baseline and its backbone.
+
+    With ``channels_last``, the models' 4D weights and the images are converted to
+    ``torch.channels_last``, the layout oneDNN's CPU convolutions run natively.
 
     Returns:
         tuple[list[dict], Counter]: rows with the keys of ``FIELDS`` and the ops the FLOP
         count skipped (all entries together).
     """
     gen = torch.Generator().manual_seed(0)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     images = {}
     for entry in entries:
         w, h = entry.input_size
         for n in (1, batch):
             if (n, w, h) not in images:
-                images[(n, w, h)] = torch.randn(n, 3, h, w, generator=gen).to(device)
-        entry.module.to(device)
+                images[(n, w, h)] = torch.randn(n, 3, h, w, generator=gen).to(
+                    device, memory_format=memory_format)
+        entry.module.to(device, memory_format=memory_format)
     bar = tqdm(total=len(entries) + 3, desc='cost table', disable=not progress)
     rows, skipped = {}, Counter()
     for entry in entries:
@@ -238,6 +244,7 @@ def measure(entries: List[Entry],
             name=entry.name,
             kind='backbone' if not entry.head else 'model',
             input=f'{h}x{w}',
+            memory_format='channels_last' if channels_last else 'contiguous',
             params_m=sum(p.numel() for p in entry.module.parameters()) / 1e6,
             gflops=flops / 1e9,
             batch=batch)
@@ -379,6 +386,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--out-dir',
         default='work_dirs/benchmark',
         help='where the tables and the plot go (default work_dirs/benchmark)')
+    parser.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='run every model and image in the channels-last layout (faster convolutions on '
+        'CPUs; default: contiguous NCHW, as MMPose runs)')
     parser.add_argument('--skip-emsda', action='store_true', help='skip the EMSDA micro-benchmark')
     parser.add_argument(
         '--accuracy-study',
@@ -405,12 +417,19 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
     device = torch.device(args.device)
     command = 'python -m poseur_mm.tools.benchmark ' + shlex.join(sys.argv[1:] if argv is
                                                                   None else list(argv))
-    header = (f'Cost table on {machine_summary(device)}; median of {args.repeats} runs after '
-              f'{args.warmup} warm-up. Command: `{command}`')
+    layout = 'channels-last' if args.channels_last else 'contiguous (NCHW)'
+    header = (f'Cost table on {machine_summary(device)}; {layout} layout; median of '
+              f'{args.repeats} runs after {args.warmup} warm-up. Command: `{command}`')
     print(header)
     entries = load_entries(configs, input_size)
     rows, skipped = measure(
-        entries, batch, args.warmup, args.repeats, device, progress=not args.no_progress)
+        entries,
+        batch,
+        args.warmup,
+        args.repeats,
+        device,
+        progress=not args.no_progress,
+        channels_last=args.channels_last)
     if skipped:
         header += '\n\nOps the FLOP count skips: ' + ', '.join(sorted(skipped))
     print(markdown_table(rows, batch))
