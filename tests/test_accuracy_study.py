@@ -57,3 +57,12 @@ def test_resume_refuses_other_settings_and_missing_studies(tmp_path):
     with pytest.raises(ValueError, match="'epochs': 1.*'epochs': 2.*--epochs"):
         study(out_dir, '--resume', '--epochs', '2')
     assert len(run_dirs(out_dir, 'RLE-64x48')) == 1
+
+
+def test_rows_are_ordered_largest_input_first_then_by_model():
+    rows = [dict(model=m, input=i) for m, i in (('RLE', '64x48'), ('Poseur', '64x48'),
+                                                ('heatmap', '256x192'), ('Poseur', '128x96'),
+                                                ('heatmap', '64x48'), ('Poseur', '256x192'))]
+    assert [(r['model'], r['input']) for r in accuracy_study.order_rows(rows)] == [
+        ('Poseur', '256x192'), ('heatmap', '256x192'), ('Poseur', '128x96'), ('Poseur', '64x48'),
+        ('heatmap', '64x48'), ('RLE', '64x48')]

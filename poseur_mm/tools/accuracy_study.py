@@ -224,7 +224,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     print(header)
     settings = dict(num_train=num_train, num_val=num_val, seed=args.seed, epochs=epochs,
                     generator=generator_digest())
-    rows = load_finished(args.out_dir, settings) if args.resume else []
+    rows = order_rows(load_finished(args.out_dir, settings)) if args.resume else []
     finished = {(row['model'], row['input']) for row in rows}
     runs = [(model, f'{height}x{width}') for width, height in sizes for model in args.models]
     runs = [run for run in runs if run not in finished]
