@@ -43,6 +43,11 @@ def test_resume_trains_only_the_missing_runs(tmp_path):
     table = open(osp.join(out_dir, 'accuracy_study.md')).read()
     assert table.count('64x48') == 3 and 'n/a' not in table
 
+    # each run logged into its own directory (runners in one process share named visualizers)
+    for run in ('Poseur-64x48', 'heatmap-64x48', 'RLE-64x48'):
+        scalars = glob.glob(osp.join(out_dir, run, '2*', 'vis_data', 'scalars.json'))
+        assert len(scalars) == 1 and '"coco/AP"' in open(scalars[0]).read(), run
+
     # nothing left to train: the tables are rewritten from the kept rows alone
     again = study(out_dir, '--resume')
     assert again == resumed

@@ -31,8 +31,9 @@ from tqdm import tqdm
 
 from poseur_mm.tools.emsda_benchmark import machine_summary, set_threads
 from poseur_mm.tools.report import write_tables
-from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, generator_digest, prepare_data,
-                                            set_data_root, set_epochs, set_input_size)
+from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, generator_digest, own_visualizer,
+                                            prepare_data, set_data_root, set_epochs,
+                                            set_input_size)
 
 # model name -> config; 'heatmap' is the baseline the others are compared with
 MODELS = {
@@ -60,6 +61,7 @@ def train_and_evaluate(config: str, input_size: Sequence[int], data_root: str, e
     """
     cfg = Config.fromfile(config)
     cfg.work_dir = work_dir
+    own_visualizer(cfg)
     set_data_root(cfg, data_root)
     set_input_size(cfg, input_size)
     set_epochs(cfg, epochs)

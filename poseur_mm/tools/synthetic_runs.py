@@ -1,4 +1,5 @@
-"""Point a synthetic-set config at a data set, a crop size and a schedule; make the set.
+"""Point a synthetic-set config at a data set, a crop size and a schedule; make the set;
+let several runs share one process.
 
 Shared by the demo (``projects/synthetic_pose/demo.py``) and the accuracy-vs-resolution
 study (:mod:`poseur_mm.tools.accuracy_study`).
@@ -58,6 +59,16 @@ def set_epochs(cfg: Config, epochs: int) -> None:
     for scheduler in cfg.param_scheduler:
         if scheduler.get('by_epoch', True):
             scheduler['end'] = epochs
+
+
+def own_visualizer(cfg: Config) -> None:
+    """Let the runner name its visualizer after its own run.
+
+    MMPose's default runtime names it ``'visualizer'`` and MMEngine keeps one instance per name
+    in a process, so a second runner in the same process (the study's next run, or a caller's)
+    would reuse the first one's and write its scalars into the first run's log directory.
+    """
+    cfg.visualizer.pop('name', None)
 
 
 def generator_digest() -> str:

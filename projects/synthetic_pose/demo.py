@@ -24,8 +24,8 @@ from mmengine.runner import Runner
 from mmpose.apis import inference_topdown
 from mmpose.structures import merge_data_samples
 
-from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, prepare_data, set_data_root,
-                                            set_epochs, set_input_size)
+from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, own_visualizer, prepare_data,
+                                            set_data_root, set_epochs, set_input_size)
 
 matplotlib.use('Agg')  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -119,6 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
     cfg = Config.fromfile(args.config)
     cfg.work_dir = args.work_dir
+    own_visualizer(cfg)
     set_data_root(cfg, data_root)
     if args.input_size:
         set_input_size(cfg, tuple(args.input_size))
