@@ -85,11 +85,15 @@ def add_comparisons(rows: List[dict]) -> None:
         row['AP_vs_heatmap'] = None if base is None else round(100 * (row['AP'] - base), 1)
 
 
+def pixels(input_name: str) -> int:
+    """Pixel count of a crop named ``'<h>x<w>'``."""
+    return math.prod(map(int, input_name.split('x')))
+
+
 def order_rows(rows: List[dict]) -> List[dict]:
     """Largest input first, models in :data:`MODELS` order."""
     models = list(MODELS)
-    return sorted(rows, key=lambda r: (-math.prod(map(int, r['input'].split('x'))),
-                                       models.index(r['model'])))
+    return sorted(rows, key=lambda r: (-pixels(r['input']), models.index(r['model'])))
 
 
 def load_finished(out_dir: str, settings: dict) -> List[dict]:
@@ -140,12 +144,12 @@ def plot(rows: List[dict], path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     # x: the crop's pixel count, on a log scale; labelled with the crop size (h x w)
-    pixels = {r['input']: math.prod(map(int, r['input'].split('x'))) for r in rows}
     for model in dict.fromkeys(r['model'] for r in rows):
-        points = sorted((pixels[r['input']], r['AP']) for r in rows if r['model'] == model)
+        points = sorted((pixels(r['input']), r['AP']) for r in rows if r['model'] == model)
         ax.plot(*zip(*points), 'o-', label=model)
     ax.set_xscale('log', base=2)
-    ax.set_xticks(sorted(pixels.values()), sorted(pixels, key=pixels.get))
+    inputs = sorted({r['input'] for r in rows}, key=pixels)
+    ax.set_xticks([pixels(name) for name in inputs], inputs)
     ax.minorticks_off()
     ax.set(xlabel='input size (h x w)', ylabel='COCO keypoint AP (ground-truth boxes)',
            title='synthetic set: accuracy against input size', ylim=(0, 1))
