@@ -11,6 +11,7 @@ from torch import nn
 
 import poseur_mm  # noqa: F401  (registers the modules)
 from poseur_mm.models.layers import EMSDAttention
+from poseur_mm.models.layers.positional_encoding import grid_encoding
 
 INPUT_SIZE = (48, 64)  # (w, h): levels at strides 4..32 below
 LEVEL_SHAPES = [(16, 12), (8, 6), (4, 3), (2, 2)]
@@ -91,6 +92,33 @@ def test_output_shapes_train_and_eval(num_joints):
     for pred in preds:
         assert pred.keypoints.shape == (1, num_joints, 2)
         assert pred.keypoint_scores.shape == (1, num_joints)
+
+
+def test_memory_matches_a_per_token_reference():
+    """Memory row of level l, pixel (y, x): the feature vector at (y, x) plus that pixel's
+    sine encoding plus level l's embedding, levels in order; gradients reach the features
+    and the level embeddings as through the per-token sum."""
+    torch.manual_seed(0)
+    head = small_head()
+    x = tuple(f.requires_grad_() for f in feats())
+    out = head.build_memory(x)
+    assert out['spatial_shapes'].tolist() == [list(shape) for shape in LEVEL_SHAPES]
+
+    rows = []
+    for level, feat in enumerate(x):
+        height, width = feat.shape[-2:]
+        for y in range(height):
+            for x_ in range(width):
+                pos = grid_encoding(height, width, 32)[y * width + x_]
+                rows.append(feat[:, :, y, x_] + pos + head.level_embed[level])
+    expected = torch.stack(rows, dim=1)
+    torch.testing.assert_close(out['memory'], expected)
+
+    weights = torch.randn_like(expected)
+    grads = torch.autograd.grad((out['memory'] * weights).sum(), (*x, head.level_embed))
+    expected_grads = torch.autograd.grad((expected * weights).sum(), (*x, head.level_embed))
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad)
 
 
 def test_published_size_shapes():
