@@ -107,10 +107,10 @@ def test_memory_matches_a_per_token_reference():
     rows = []
     for level, feat in enumerate(x):
         height, width = feat.shape[-2:]
+        pos = grid_encoding(height, width, head.embed_dims)  # (H*W, C), row-major pixels
         for y in range(height):
             for x_ in range(width):
-                pos = grid_encoding(height, width, 32)[y * width + x_]
-                rows.append(feat[:, :, y, x_] + pos + head.level_embed[level])
+                rows.append(feat[:, :, y, x_] + pos[y * width + x_] + head.level_embed[level])
     expected = torch.stack(rows, dim=1)
     torch.testing.assert_close(out['memory'], expected)
 
