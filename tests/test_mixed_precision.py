@@ -1,4 +1,5 @@
-"""Mixed precision: the flow, the loss and the reference chain stay float32 under autocast."""
+"""Mixed precision: the head (coarse regression, decoder, reference chain) and the loss run
+in float32 under autocast, as the release's @force_fp32 transformer; backbone and neck do not."""
 import math
 
 import pytest
@@ -36,6 +37,37 @@ def test_autocast_keeps_loss_and_coordinates_float32(dtype):
             assert math.isfinite(float(value)), name
             # same model and data: low-precision features move the loss only a little
             assert float(value) == pytest.approx(float(reference[name]), rel=0.1), name
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16], ids=str)
+def test_head_runs_in_float32_under_autocast(dtype):
+    """Given the backbone's output, the head's outputs under autocast equal the float32
+    model's, and the decoder receives and returns float32 tensors."""
+    torch.manual_seed(0)
+    model = tiny_model()
+    model.init_weights()
+    model.eval()
+    data = model.data_preprocessor(coco_batch(), training=False)
+    calls = []
+    model.head.query_decoder.register_forward_hook(
+        lambda module, args, kwargs, out: calls.append((kwargs, out)), with_kwargs=True)
+    with torch.no_grad():
+        feats = model.extract_feat(data['inputs'])
+        reference = model.head.forward_all(feats)
+        with torch.autocast('cpu', dtype=dtype):
+            assert model.extract_feat(data['inputs'])[0].dtype == dtype  # autocast is active
+            outputs = model.head.forward_all(feats)
+
+    inputs, decoded = calls[-1]
+    for name in ('query', 'query_pos', 'memory', 'reference_points'):
+        assert inputs[name].dtype == torch.float32, name
+    for key in ('coords', 'sigma_logits'):
+        for value, expected in zip(decoded[key], reference['layers'][key]):
+            assert value.dtype == torch.float32
+            torch.testing.assert_close(value, expected, rtol=0, atol=1e-5)
+    for key in ('coords', 'sigma_logits'):
+        torch.testing.assert_close(outputs['coarse'][key], reference['coarse'][key],
+                                   rtol=0, atol=1e-5)
 
 
 def test_bf16_autocast_optim_wrapper_trains_with_finite_losses(tmp_path, monkeypatch):

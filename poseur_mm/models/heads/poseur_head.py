@@ -128,11 +128,13 @@ class PoseurHead(BaseHead):
         self.decoder = KEYPOINT_CODECS.build(decoder) if decoder is not None else None
 
     def init_weights(self) -> None:
-        """Coarse layers N(0, 0.01) with zero bias and level embedding N(0, 1); then
-        ``init_cfg`` and every submodule's own ``init_weights`` (decoder, flows)."""
+        """The release's effective initialisation: coarse weights xavier (gain 1) with
+        PyTorch's default biases, level embedding N(0, 1); then ``init_cfg`` and every
+        submodule's own ``init_weights`` (keypoint encoder, decoder, flows), each of which
+        also starts as the release's does."""
         for layer in (self.coarse_coord, self.coarse_sigma):
-            nn.init.normal_(layer.weight, std=0.01)
-            nn.init.zeros_(layer.bias)
+            layer.reset_parameters()  # the default bias U(+-1/sqrt(C))
+            nn.init.xavier_uniform_(layer.weight)
         nn.init.normal_(self.level_embed)
         super().init_weights()
 
@@ -216,7 +218,8 @@ class PoseurHead(BaseHead):
         return torch.cat((coarse, noisy), dim=1)
 
     def forward_all(self, feats: Tuple[Tensor]) -> Dict[str, object]:
-        """Every output of the head; noisy groups are added in training mode.
+        """Every output of the head, computed in float32 whatever the autocast state;
+        noisy groups are added in training mode.
 
         Returns:
             dict: ``coarse`` (see :meth:`predict_coarse`), ``layers`` (the decoder's
@@ -224,15 +227,20 @@ class PoseurHead(BaseHead):
             ``num_groups`` G.
         """
         self.check_feats(feats)
-        coarse = self.predict_coarse(feats)
-        reference_points = coarse['coords'].detach()
-        if self.training and self.num_noise_groups:
-            reference_points = self.add_noisy_groups(reference_points)
-        num_groups = reference_points.shape[1] // self.num_joints
-        queries = self.keypoint_encoder(reference_points)
-        layers = self.query_decoder(
-            reference_points=reference_points, num_groups=num_groups,
-            **queries, **self.build_memory(feats))
+        # the whole head runs in float32 under autocast, as the release's transformer does
+        # (@force_fp32): half-precision sigmas, offsets and coordinates lose ~3 digits,
+        # half a pixel at 192 px; the backbone and neck keep the autocast dtype
+        with torch.autocast(device_type=feats[0].device.type, enabled=False):
+            feats = tuple(feat.float() for feat in feats)
+            coarse = self.predict_coarse(feats)
+            reference_points = coarse['coords'].detach()
+            if self.training and self.num_noise_groups:
+                reference_points = self.add_noisy_groups(reference_points)
+            num_groups = reference_points.shape[1] // self.num_joints
+            queries = self.keypoint_encoder(reference_points)
+            layers = self.query_decoder(
+                reference_points=reference_points, num_groups=num_groups,
+                **queries, **self.build_memory(feats))
         return dict(coarse=coarse, layers=layers, num_groups=num_groups)
 
     def forward(self, feats: Tuple[Tensor]) -> Tensor:
@@ -251,7 +259,7 @@ class PoseurHead(BaseHead):
 
     def _coords_and_sigma(self, feats: Tuple[Tensor]) -> Tuple[Tensor, Tensor]:
         output = self.forward(feats)
-        return output[..., :2], output[..., 2:].float().sigmoid()
+        return output[..., :2], output[..., 2:].sigmoid()
 
     def predict(self,
                 feats: Union[Tuple[Tensor], list],
@@ -336,7 +344,7 @@ class PoseurHead(BaseHead):
 
         final = layers['coords'][-1][:, :self.num_joints]
         _, avg_acc, _ = keypoint_pck_accuracy(
-            pred=to_numpy(final.float()),  # numpy has no bfloat16
+            pred=to_numpy(final),
             gt=to_numpy(target),
             mask=to_numpy(weight) > 0,
             thr=0.05,

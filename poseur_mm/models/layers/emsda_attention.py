@@ -19,10 +19,9 @@ class EMSDAttention(BaseModule):
     only the weighted sum of its samples (per head, C -> C / H), which is far cheaper
     when there are few queries (17 keypoints against ~4000 memory tokens).
 
-    Initialisation (Deformable-DETR's): zero weights for the offset and attention-weight
-    projections, offset biases on a radial grid (head h points along angle 2*pi*h/H, the
-    p-th point at distance p + 1 pixels), zero attention biases (uniform weights), xavier
-    for the per-head and output projections.
+    Initialisation (the release's effective one, see :meth:`init_weights`): xavier
+    weights everywhere, offset biases on a radial grid (head h points along angle
+    2*pi*h/H, the p-th point at distance p + 1 pixels), zero attention and output biases.
 
     Note:
         - B: batch size, Q: queries, N: memory tokens, C: ``embed_dims``
@@ -60,8 +59,14 @@ class EMSDAttention(BaseModule):
         self.init_weights()
 
     def init_weights(self) -> None:
-        """Deformable-DETR's initialisation, described in the class docstring."""
-        nn.init.zeros_(self.sampling_offsets.weight)
+        """The release's effective initialisation. Its attention first runs
+        Deformable-DETR's init (zero offset and attention-weight matrices, radial-grid
+        offset biases, zero biases), then the transformer's xavier pass overwrites every
+        matrix. So: xavier for the offset, attention-weight and output matrices; the
+        per-head projections xavier as the release's (H * C, C / H) table and their bias
+        xavier as its (H, C / H) table (the release stores both as embeddings); the
+        radial grid for the offset biases; zero attention and output biases."""
+        nn.init.xavier_uniform_(self.sampling_offsets.weight)
         angles = torch.arange(self.num_heads, dtype=torch.float32) * (2 * math.pi / self.num_heads)
         directions = torch.stack((angles.cos(), angles.sin()), dim=-1)
         directions = directions / directions.abs().max(-1, keepdim=True).values
@@ -71,12 +76,13 @@ class EMSDAttention(BaseModule):
         grid = grid.expand(self.num_heads, self.num_levels, self.num_points, 2)
         with torch.no_grad():
             self.sampling_offsets.bias.copy_(grid.flatten())
-        nn.init.zeros_(self.attention_weights.weight)
+        nn.init.xavier_uniform_(self.attention_weights.weight)
         nn.init.zeros_(self.attention_weights.bias)
-        for head in range(self.num_heads):
-            # stored as (C, C / H); xavier's fan computation expects (out, in)
-            nn.init.xavier_uniform_(self.head_proj_weight.data[head].T)
-        nn.init.zeros_(self.head_proj_bias)
+        # (H, C, C / H) viewed as the release's table: row h * C + c is input channel c of
+        # head h, so the fans are C / H and H * C
+        table = self.head_proj_weight.data.view(self.num_heads * self.embed_dims, -1)
+        nn.init.xavier_uniform_(table)
+        nn.init.xavier_uniform_(self.head_proj_bias)
         nn.init.xavier_uniform_(self.output_proj.weight)
         nn.init.zeros_(self.output_proj.bias)
 

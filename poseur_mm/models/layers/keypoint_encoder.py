@@ -30,6 +30,12 @@ class KeypointEncoder(BaseModule):
         self.content_norm = nn.LayerNorm(embed_dims)
         self.class_embed = nn.Embedding(num_joints, embed_dims)
 
+    def init_weights(self) -> None:
+        """The release's effective initialisation: xavier for the content projection
+        (default bias) and for the class embedding, which PyTorch would draw N(0, 1)."""
+        nn.init.xavier_uniform_(self.content_proj.weight)
+        nn.init.xavier_uniform_(self.class_embed.weight)
+
     def forward(self, reference_points: Tensor) -> dict:
         """
         Args:

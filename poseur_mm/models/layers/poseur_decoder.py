@@ -31,6 +31,20 @@ def mlp(in_dims: int, hidden_dims: int, out_dims: int, num_layers: int,
     return nn.Sequential(*layers)
 
 
+def identical_copies(branches: List[nn.Sequential],
+                     last_gain: Optional[float] = None) -> None:
+    """PyTorch's default init for the linears of ``branches[0]`` (with the last weight
+    xavier at ``last_gain`` when given), copied into every other branch."""
+    first = branches[0]
+    for layer in first:
+        if isinstance(layer, nn.Linear):
+            layer.reset_parameters()
+    if last_gain is not None:
+        nn.init.xavier_uniform_(first[-1].weight, gain=last_gain)
+    for other in branches[1:]:
+        other.load_state_dict(first.state_dict())
+
+
 class PoseurDecoderLayer(BaseModule):
     """Post-norm layer: group-wise self-attention, EMSDA cross-attention, FFN.
 
@@ -106,12 +120,9 @@ class PoseurDecoder(BaseModule):
         coord_l   = ref_{l+1} + out_delta_l(h_l)                      (supervised, not fed back)
         sigma_l   = sigma_branch_l(h_l)                               (logits)
 
-    Gradients flow through the whole reference chain, which is computed in float32. Every
-    layer has its own branches: delta and out_delta are MLPs C -> C -> C -> 2 with ReLU;
-    sigma is three linears with no activation. The last linear of each delta and out_delta
-    branch starts at zero, so an untrained decoder outputs the coarse prediction (clamped
-    to [0, 1]); the release's xavier init with gain 0.01 on these branches has nearly the
-    same effect.
+    Gradients flow through the whole reference chain. Every layer has its own branches:
+    delta and out_delta are MLPs C -> C -> C -> 2 with ReLU; sigma is three linears with
+    no activation. :class:`PoseurHead` runs the decoder in float32 also under autocast.
 
     Args:
         num_layers (int): decoder layers. Defaults to 6.
@@ -133,17 +144,28 @@ class PoseurDecoder(BaseModule):
             mlp(embed_dims, embed_dims, 2, 3, activation=False) for _ in range(num_layers))
 
     def init_weights(self) -> None:
-        """Xavier for every matrix, then EMSDA's own init and zeroed delta and out_delta
-        outputs (with xavier there, the first outputs are off by about a crop width)."""
-        for param in self.parameters():
+        """The release's effective initialisation (it builds its branches by deep-copying
+        one module, and its intended small inits of the coordinate branches never run).
+
+        - Layers: xavier for every matrix (self-attention, FFN), default FFN biases, then
+          each EMSDA's own :meth:`EMSDAttention.init_weights`.
+        - Delta and out_delta branches: PyTorch's default init, one draw copied to all
+          2 * num_layers branches. The untrained decoder therefore does *not* return the
+          coarse keypoints: its first output sits ~0.1 (normalised) away from them.
+        - Sigma branches: PyTorch's default init, the last linear's weight xavier with
+          gain 0.01 (default bias), one draw copied to all num_layers branches. The small
+          last layer keeps the initial sigma logits within ~0.1 of each other; at xavier
+          gain 1 they span several units, and the RLE loss then drives the sigmoid into
+          saturation within a few iterations (see ``docs/recipe.md``).
+        """
+        for param in self.layers.parameters():
             if param.dim() > 1:
                 nn.init.xavier_uniform_(param)
-        for module in self.modules():
+        for module in self.layers.modules():
             if isinstance(module, EMSDAttention):
                 module.init_weights()
-        for branch in (*self.delta_branches, *self.out_delta_branches):
-            nn.init.zeros_(branch[-1].weight)
-            nn.init.zeros_(branch[-1].bias)
+        identical_copies([*self.delta_branches, *self.out_delta_branches])
+        identical_copies(list(self.sigma_branches), last_gain=0.01)
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor,
                 reference_points: Tensor, spatial_shapes: Tensor,
@@ -168,9 +190,7 @@ class PoseurDecoder(BaseModule):
         for layer, delta, out_delta, sigma in zip(self.layers, self.delta_branches,
                                                   self.out_delta_branches, self.sigma_branches):
             query = layer(query, query_pos, memory, ref, spatial_shapes, num_groups)
-            # the reference chain stays float32 under autocast: bfloat16 keeps ~3 digits,
-            # half a pixel at 192 px
-            ref = torch.sigmoid(delta(query).float() + inverse_sigmoid(ref.float()))
-            coords.append(ref + out_delta(query).float())
-            sigma_logits.append(sigma(query).float())
+            ref = torch.sigmoid(delta(query) + inverse_sigmoid(ref))
+            coords.append(ref + out_delta(query))
+            sigma_logits.append(sigma(query))
         return dict(coords=coords, sigma_logits=sigma_logits)

@@ -46,8 +46,11 @@ class PoseurRLELoss(nn.Module):
         self.loss_weight = loss_weight
 
     def init_weights(self) -> None:
-        """The flow's own initialisation (xavier with gain 0.01)."""
-        self.flow.init_weights()
+        """PyTorch's default init for the flow's linears, as the release's flows keep
+        (their own xavier-gain-0.01 init is never called there)."""
+        for module in self.flow.modules():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
 
     def log_prob(self, z: Tensor) -> Tensor:
         """Log density of the flow with prior N(``prior_mean``, I), shape (M, 2) -> (M,).
