@@ -22,8 +22,9 @@ train_pipeline = [
     dict(type='GetBBoxCenterScale'),
     dict(type='RandomFlip', direction='horizontal'),
     dict(type='RandomHalfBody'),
-    dict(type='RandomBBoxTransform'),
+    dict(type='RandomBBoxTransform', shift_prob=0.),  # no centre shift, as published
     dict(type='TopdownAffine', input_size=codec['input_size']),
+    # the release also applies Cutout here; MMPose 1.x has none (see the README)
     dict(type='PhotometricDistortion'),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs')

@@ -68,8 +68,22 @@ model = dict(
         loss=dict(type='PoseurRLELoss'),  # RLE with Poseur's flow prior
         decoder=codec))
 
+# pipelines: MMPose's RLE augmentation without the bbox centre shift that
+# RandomBBoxTransform applies by default (p 0.3); the release's COCO configs never shift it
+# (the remaining scale and rotation differences are listed in the README)
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='RandomHalfBody'),
+    dict(type='RandomBBoxTransform', shift_prob=0.),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs')
+]
+
 # data loaders
-train_dataloader = dict(batch_size=32)
+train_dataloader = dict(batch_size=32, dataset=dict(pipeline=train_pipeline))
 
 # evaluators: bbox score + mean + max keypoint score, then OKS-NMS
 val_evaluator = dict(score_mode='bbox_rle', nms_mode='oks_nms')
