@@ -38,6 +38,7 @@ from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, generator_digest,
 # model name -> config; 'heatmap' is the baseline the others are compared with
 MODELS = {
     'Poseur': 'td-reg_res18_poseur-1xb16-10e_synthetic-64x48.py',
+    'Poseur-256d': 'td-reg_res18_poseur-256d-dec6-1xb16-10e_synthetic-64x48.py',
     'heatmap': 'td-hm_res18-s16_1xb16-10e_synthetic-64x48.py',
     'RLE': 'td-reg_res18_rle-1xb16-10e_synthetic-64x48.py',
 }
@@ -66,7 +67,7 @@ def train_and_evaluate(config: str, input_size: Sequence[int], data_root: str, e
     set_input_size(cfg, input_size)
     set_epochs(cfg, epochs)
     cfg.train_cfg.val_interval = epochs
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)  # the last only
     runner = Runner.from_cfg(cfg)
     start = time.perf_counter()
     runner.train()

@@ -7,12 +7,13 @@ gradient norm reaching that output's sigma branch, the loss terms and the pre-cl
 norm. At the end it scores the training images in eval mode and reports, per output, the
 Spearman correlation of the predicted sigma with the absolute error (per axis, visible
 keypoints). This is how the decoder's sigma saturation was found and its fix checked
-(docs/recipe.md).
+(docs/recipe.md). With ``--checkpoint`` it only scores a trained model on its config's val set.
 
 Example (about a minute on 2 cores)::
 
     python tools/analysis/sigma_trace.py --epochs 60 --seed 0 \
         --out work_dirs/sigma_trace/seed0.csv
+    python tools/analysis/sigma_trace.py CONFIG --checkpoint CKPT
 """
 import argparse
 import copy
@@ -25,6 +26,7 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+from mmpose.apis import init_model
 from scipy.stats import spearmanr
 
 REPO = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
@@ -77,18 +79,26 @@ class SigmaTraceHook(Hook):
         self._grad_sq.clear()
 
 
-def sigma_error_correlation(runner: Runner) -> Dict[str, float]:
-    """Spearman correlation of sigma with the absolute error, per output, on the
-    validation images with their ground truth (eval mode, no flip)."""
-    cfg = copy.deepcopy(runner.cfg.val_dataloader)
-    pipeline = cfg.dataset.pipeline
-    pipeline.insert(len(pipeline) - 1, dict(type='GenerateTarget', encoder=runner.cfg.codec))
-    model = runner.model
+def sigma_error_stats(model, cfg: Config) -> pd.DataFrame:
+    """Per output, the median sigma and the Spearman correlation of sigma with the
+    absolute error (per axis, visible keypoints) on ``cfg``'s validation images with their
+    ground truth; eval mode, no flip.
+
+    Args:
+        model (TopdownPoseEstimator): a Poseur model.
+        cfg (Config): a config with ``val_dataloader`` and ``codec``.
+
+    Returns:
+        pd.DataFrame: columns ``output``, ``median_sigma``, ``median_error``, ``spearman``.
+    """
+    loader = copy.deepcopy(cfg.val_dataloader)
+    pipeline = loader.dataset.pipeline
+    pipeline.insert(len(pipeline) - 1, dict(type='GenerateTarget', encoder=cfg.codec))
     model.eval()
     sigmas: Dict[str, list] = {}
     errors: Dict[str, list] = {}
     with torch.no_grad():
-        for batch in Runner.build_dataloader(cfg):
+        for batch in Runner.build_dataloader(loader):
             data = model.data_preprocessor(batch, training=False)
             samples = data['data_samples']
             target = torch.cat([s.gt_instance_labels.keypoint_labels for s in samples])
@@ -100,9 +110,13 @@ def sigma_error_correlation(runner: Runner) -> Dict[str, float]:
             for name, (coords, logits) in outputs.items():
                 sigmas.setdefault(name, []).append(logits.sigmoid()[visible])
                 errors.setdefault(name, []).append((coords - target).abs()[visible])
-    return {name: float(spearmanr(torch.cat(sigmas[name]).flatten(),
-                                  torch.cat(errors[name]).flatten()).statistic)
-            for name in sigmas}
+    rows = []
+    for name in sigmas:
+        sigma, error = torch.cat(sigmas[name]).flatten(), torch.cat(errors[name]).flatten()
+        rows.append(dict(output=name, median_sigma=float(sigma.median()),
+                         median_error=float(error.median()),
+                         spearman=float(spearmanr(sigma, error).statistic)))
+    return pd.DataFrame(rows)
 
 
 def trace(config: str = DEFAULT_CONFIG, epochs: int = 60, lr: float = 1e-3,
@@ -120,7 +134,8 @@ def trace(config: str = DEFAULT_CONFIG, epochs: int = 60, lr: float = 1e-3,
         work_dir (str, optional): the runner's work dir. Defaults to a temporary one.
 
     Returns:
-        dict: ``trace`` (a DataFrame, one row per iteration) and ``spearman`` (per output).
+        dict: ``trace`` (one row per iteration) and ``final`` (:func:`sigma_error_stats`
+        of the trained model), both DataFrames.
     """
     cfg = Config.fromfile(config)
     cfg.work_dir = work_dir or tempfile.mkdtemp(prefix='sigma_trace_')
@@ -138,7 +153,7 @@ def trace(config: str = DEFAULT_CONFIG, epochs: int = 60, lr: float = 1e-3,
     hook = SigmaTraceHook()
     runner.register_hook(hook)
     runner.train()
-    return dict(trace=pd.DataFrame(hook.rows), spearman=sigma_error_correlation(runner))
+    return dict(trace=pd.DataFrame(hook.rows), final=sigma_error_stats(runner.model, cfg))
 
 
 def summary(result: dict) -> pd.DataFrame:
@@ -149,7 +164,7 @@ def summary(result: dict) -> pd.DataFrame:
     ratios mean nothing), and the final Spearman correlation."""
     frame = result['trace']
     rows = []
-    for name in result['spearman']:
+    for name, spearman in zip(result['final']['output'], result['final']['spearman']):
         sigma = frame[f'sigma_{name}']
         loss = frame[f'loss_{name}']
         above = frame['iter'][sigma > 0.95]
@@ -159,7 +174,7 @@ def summary(result: dict) -> pd.DataFrame:
             saturated_last=frame[f'saturated_{name}'].iloc[-1],
             grad_first=frame[f'grad_{name}'].iloc[0], grad_last=frame[f'grad_{name}'].iloc[-1],
             max_loss_rise=float((loss - loss.rolling(10, min_periods=1).median().shift()).max()),
-            spearman=result['spearman'][name]))
+            spearman=spearman))
     return pd.DataFrame(rows)
 
 
@@ -173,7 +188,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--work-dir')
     parser.add_argument('--out', help='CSV file for the per-iteration trace')
+    parser.add_argument('--checkpoint',
+                        help='only score this trained checkpoint of CONFIG on its val set')
     args = parser.parse_args(argv)
+    if args.checkpoint:
+        model = init_model(args.config, args.checkpoint, device='cpu')
+        stats = sigma_error_stats(model, Config.fromfile(args.config))
+        print(stats.to_markdown(index=False, floatfmt='.3g'))
+        return
     result = trace(args.config, args.epochs, args.lr, args.batch_size, args.warmup,
                    args.seed, args.work_dir)
     if args.out:
