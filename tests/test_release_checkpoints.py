@@ -453,7 +453,6 @@ def test_load_from_release_file_in_a_test_run(tiny_release, original, tmp_path, 
     assert_same_weights(runner.model, original)
 
 
-@pytest.mark.slow
 def test_mim_test_loads_the_release_file(tiny_release, tmp_path):
     mim = osp.join(osp.dirname(sys.executable), 'mim')
     result = subprocess.run(
@@ -488,6 +487,17 @@ def test_converter_output_predicts_as_the_release_file(tiny_release, original, t
     assert_same_weights(model, original)
     release = init_model(TINY_CONFIG, tiny_release, device='cpu')
     np.testing.assert_array_equal(whole_image_keypoints(model), whole_image_keypoints(release))
+
+
+def test_converter_without_config_writes_loadable_weights(converter, tiny_release, original,
+                                                          tmp_path, capfd):
+    out = tmp_path / 'converted.pth'
+    converter.main([tiny_release, str(out)])
+    assert torch.load(out, map_location='cpu', weights_only=True)['meta'].keys() == {
+        'converted_from'}
+    model = init_model(TINY_CONFIG, str(out), device='cpu')
+    assert 'do not match' not in capfd.readouterr().out
+    assert_same_weights(model, original)
 
 
 def test_converter_refuses_a_truncated_file(tiny_release, tmp_path):

@@ -141,6 +141,8 @@ def convert(src: str, dst: str, config: Optional[str] = None,
         ValueError: ``src`` is not a release Poseur checkpoint, does not fit ``config``, or
             its prediction on ``check_image`` changes with the conversion.
     """
+    if not osp.isdir(osp.dirname(osp.abspath(dst))):
+        raise ValueError(f'the folder of {dst} does not exist: create it first')
     release = load_release(src)
     state_dict = convert_release_state_dict(release['state_dict'])
     release_meta = release.get('meta') or {}

@@ -11,7 +11,7 @@ release keeps outside the state dict. ``PoseurHead``'s load pre-hook and
 """
 import re
 from collections import OrderedDict
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional
 
 import torch
 
@@ -88,7 +88,8 @@ def convert_release_head(state_dict: Dict[str, torch.Tensor], prefix: str) -> Li
         else:
             unknown.append(key)
     for key in [k for k in state_dict if k.startswith(prefix) and k.endswith(HEAD_PROJ_WEIGHT)]:
-        state_dict[key] = _per_head_weight(state_dict[key], state_dict[key[:-6] + 'bias'], key)
+        bias = state_dict.get(key[:-len('weight')] + 'bias')
+        state_dict[key] = _per_head_weight(state_dict[key], bias, key)
     for flow in FLOWS:
         mask = state_dict.get(prefix + flow + 'mask')
         if mask is not None:
@@ -98,8 +99,12 @@ def convert_release_head(state_dict: Dict[str, torch.Tensor], prefix: str) -> Li
     return unknown
 
 
-def _per_head_weight(table: torch.Tensor, bias: torch.Tensor, key: str) -> torch.Tensor:
+def _per_head_weight(table: torch.Tensor, bias: Optional[torch.Tensor],
+                     key: str) -> torch.Tensor:
     """(H*C, C/H) table -> (H, C, C/H); H from the bias table (H, C/H)."""
+    if bias is None:
+        raise ValueError(f'{key} has no value_proj_bias table beside it; the file is damaged '
+                         'or not a Poseur release checkpoint')
     heads, head_dims = bias.shape
     embed_dims = heads * head_dims
     if tuple(table.shape) != (heads * embed_dims, head_dims):
