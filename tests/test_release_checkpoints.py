@@ -232,6 +232,8 @@ def save_release(state_dict: OrderedDict, path: str) -> None:
 
 
 def random_release_state(setting: str) -> OrderedDict:
+    """Random tensors of exactly the table's keys, shapes and dtypes (the flows' masks as
+    RealNVP's, positive running variances)."""
     generator = torch.Generator().manual_seed(len(setting))
     state = OrderedDict()
     for key, shape, dtype in read_table(setting):
@@ -247,16 +249,21 @@ def random_release_state(setting: str) -> OrderedDict:
     return state
 
 
-_files = {}
+@pytest.fixture(scope='module')
+def release_file(tmp_path_factory):
+    """``release_file(setting)``: a release-format file of the setting, written once and
+    removed after the module (they are 100-250 MB)."""
+    files = {}
 
+    def make(setting: str) -> str:
+        if setting not in files:
+            files[setting] = str(tmp_path_factory.mktemp('release') / f'{setting}.pth')
+            save_release(random_release_state(setting), files[setting])
+        return files[setting]
 
-def release_file(setting: str, tmp_path_factory) -> str:
-    """A release-format file of ``setting``, written once per session."""
-    if setting not in _files:
-        path = str(tmp_path_factory.mktemp('release') / f'{setting}.pth')
-        save_release(random_release_state(setting), path)
-        _files[setting] = path
-    return _files[setting]
+    yield make
+    for path in files.values():
+        os.remove(path)
 
 
 @pytest.fixture(scope='module')
@@ -552,10 +559,9 @@ def test_converter_refuses_a_poseur_mm_checkpoint(converter, checkpoint, tmp_pat
                  r'backbone \(MobileNetV2\) does not fit .* \(ResNet\): .*backbone\.',
                  id='mobilenetv2-into-res50'),
 ])
-def test_converter_names_a_setting_mismatch(converter, setting, config, message,
-                                            tmp_path_factory, tmp_path, quiet):
+def test_converter_names_a_setting_mismatch(converter, setting, config, message, release_file,
+                                            tmp_path, quiet):
     out = tmp_path / 'converted.pth'
     with pytest.raises(ValueError, match=message):
-        converter.convert(release_file(setting, tmp_path_factory), str(out),
-                          SETTINGS[config][2])
+        converter.convert(release_file(setting), str(out), SETTINGS[config][2])
     assert os.listdir(tmp_path) == []
