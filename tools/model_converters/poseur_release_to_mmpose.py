@@ -3,10 +3,11 @@
 The release's files also load directly (``init_model``, ``load_from``, ``mim test -C``,
 ``MMPoseInferencer``) through ``PoseurHead``'s load pre-hook; this script writes the converted
 weights once, as an MMEngine checkpoint: ``state_dict`` in poseur_mm's names and ``meta``
-(with ``--config``: the model's state dict as MMEngine saves it, checked against the config's
-architecture, and the config's MMPose 1.x ``dataset_meta``). The release's optimizer state and
-training meta are dropped. The input is read with ``torch.load(weights_only=True)``; nothing is
-written unless the conversion (and ``--check``) succeeds.
+naming the source. With ``--config`` the weights are checked against the config's architecture
+and saved as MMEngine saves that model, and ``meta`` gets the config's MMPose 1.x
+``dataset_meta``. The release's optimizer state and training meta are dropped. The input is read
+with ``torch.load(weights_only=True)``; nothing is written unless the conversion (and
+``--check``) succeeds.
 
 Example::
 
