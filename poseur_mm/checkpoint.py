@@ -6,7 +6,8 @@ torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7 ca
 NumPy arrays and scalars (the dataset metainfo, the best metric, the log history) and the
 ``HistoryBuffer`` objects of the message hub. Importing ``poseur_mm`` allow-lists exactly these
 types, so such checkpoints load while any other global (``os.system``, arbitrary classes) is
-still refused.
+still refused. The Poseur release's checkpoints (MMPose 0.x under NumPy 1.x) need one more
+name: NumPy 1's ``numpy.core.multiarray.scalar``, an alias of the same allowed constructor.
 """
 import pickle
 
@@ -57,11 +58,16 @@ MMENGINE_CHECKPOINT_GLOBALS = [
     np.dtypes.Float64DType,
 ]
 
+# Checkpoints of the authors' Poseur release (MMPose 0.x, written under NumPy 1.x) hold a
+# NumPy scalar (best_score) under NumPy 1's name of the same constructor.
+RELEASE_CHECKPOINT_GLOBALS = [(_NUMPY_SCALAR, 'numpy.core.multiarray.scalar')]
+
 
 def allow_mmengine_checkpoint_globals() -> None:
-    """Allow-list :data:`MMENGINE_CHECKPOINT_GLOBALS` for ``torch.load(weights_only=True)``
-    in this process. Importing ``poseur_mm`` (a config's ``custom_imports``) calls it."""
-    torch.serialization.add_safe_globals(MMENGINE_CHECKPOINT_GLOBALS)
+    """Allow-list :data:`MMENGINE_CHECKPOINT_GLOBALS` and :data:`RELEASE_CHECKPOINT_GLOBALS`
+    for ``torch.load(weights_only=True)`` in this process. Importing ``poseur_mm`` (a
+    config's ``custom_imports``) calls it."""
+    torch.serialization.add_safe_globals(MMENGINE_CHECKPOINT_GLOBALS + RELEASE_CHECKPOINT_GLOBALS)
 
 
 allow_mmengine_checkpoint_globals()

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ..layers.positional_encoding import grid_encoding
 from ..utils import laplace_score
+from .release_compat import convert_release_head, is_release_head
 
 # Noisy reference points (training only), as published: noise clipped to +-NOISE_CLIP and
 # perturbed points to NOISY_POINT_RANGE, in normalised crop coordinates.
@@ -126,6 +127,8 @@ class PoseurHead(BaseHead):
         self.coarse_loss = MODELS.build(loss)
         self.decoder_loss = MODELS.build(loss)
         self.decoder = KEYPOINT_CODECS.build(decoder) if decoder is not None else None
+        # checkpoints of the authors' release load as MMPose loads its own 0.x checkpoints
+        self._register_load_state_dict_pre_hook(self._load_state_dict_pre_hook)
 
     def init_weights(self) -> None:
         """The release's effective initialisation: coarse weights xavier (gain 1) with
@@ -351,3 +354,15 @@ class PoseurHead(BaseHead):
             norm_factor=np.ones((final.size(0), 2), dtype=np.float32))
         losses['acc_pose'] = torch.tensor(avg_acc, device=target.device)
         return losses
+
+    def _load_state_dict_pre_hook(self, state_dict: dict, prefix: str, *args,
+                                  **kwargs) -> None:
+        """Convert a head of the authors' release (MMPose 0.x ``PoseurHead``) to this
+        head's names and shapes, in place, with :func:`convert_release_head`; poseur_mm
+        state dicts are left alone. Registered in ``__init__``.
+
+        The release's checkpoints carry module version 1 like poseur_mm's own, so the
+        format is told by its key names, not by ``_metadata``.
+        """
+        if is_release_head(state_dict, prefix):
+            convert_release_head(state_dict, prefix)
