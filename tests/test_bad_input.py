@@ -55,3 +55,25 @@ def test_flip_test_without_flip_indices_names_the_fix():
     with pytest.raises(ValueError, match='flip_indices.*flip_test=False'):
         with torch.no_grad():
             model.predict(**data)
+
+
+def test_flip_test_with_a_plain_feature_tuple_names_the_expected_input():
+    model = _model().eval()
+    data = model.data_preprocessor(_batch(train=False), training=False)
+    with torch.no_grad():
+        feats = model.extract_feat(data['inputs'])  # one pass, not (plain, flipped)
+        with pytest.raises(ValueError, match=r'\[feats, feats_flip\].*flip_test=False'):
+            model.head.predict(feats, data['data_samples'], test_cfg=dict(flip_test=True))
+
+
+def test_nan_crop_warns_naming_its_sample():
+    model = _model().eval()
+    data = model.data_preprocessor(_batch(train=False), training=False)
+    data['inputs'][1, :, :4, :4] = float('nan')  # a few NaN pixels in the second crop
+    name = data['data_samples'][1].metainfo['img_path']
+    with torch.no_grad(), pytest.warns(UserWarning, match='non-finite') as caught:
+        results = model.predict(**data)
+    messages = [str(w.message) for w in caught if 'non-finite' in str(w.message)]
+    assert len(messages) == 1 and name in messages[0]  # the NaN sample, and only it
+    assert not np.isfinite(results[1].pred_instances.keypoints).all()
+    assert np.isfinite(results[0].pred_instances.keypoints).all()

@@ -181,3 +181,15 @@ def test_config_builds_trains_and_predicts(path):
         assert np.isfinite(keypoints).all() and np.isfinite(scores).all()
         if head.type == 'PoseurHead':  # Laplace probabilities
             assert ((scores >= 0) & (scores <= 1)).all()
+
+
+POSEUR_CONFIGS = [path for path in CONFIGS + sorted(glob.glob(osp.join(ROOT, 'tests', 'data', '*.py')))
+                  if Config.fromfile(path).model.get('head', {}).get('type') == 'PoseurHead']
+
+
+@pytest.mark.parametrize('path', POSEUR_CONFIGS, ids=_config_id)
+def test_every_poseur_config_stops_on_a_non_finite_loss(path):
+    """A NaN run must not end "successfully" with a saved checkpoint, whichever config a
+    user starts from (tests' configs included)."""
+    hooks = [hook['type'] for hook in Config.fromfile(path).get('custom_hooks', [])]
+    assert 'NonFiniteLossHook' in hooks, hooks

@@ -112,7 +112,8 @@ def test_swap_changes_only_model_and_targets(swap_path):
                                                                  codec)
         assert hook == source_hook
     # plus the check of neck and dataset against the new head
-    assert swap['custom_hooks'][len(source['custom_hooks']):] == [dict(type='PoseurCheckHook')]
+    assert swap['custom_hooks'][len(source['custom_hooks']):] == [
+        dict(type='PoseurCheckHook'), dict(type='NonFiniteLossHook')]
 
     # the same optimizer, with the offsets' lr multiplier; rescoring with keypoint scores
     assert swap['optim_wrapper']['optimizer'] == source['optim_wrapper']['optimizer']

@@ -89,5 +89,9 @@ val_evaluator = dict(
     type='CocoMetric', ann_file=data_root + 'test_coco.json', score_mode='bbox_rle')
 test_evaluator = val_evaluator
 
-# the model's checks run when mim starts the run
-custom_hooks = [dict(type='SyncBuffersHook'), dict(type='PoseurCheckHook')]
+# the model's checks run when mim starts the run; a NaN/inf loss stops it before a checkpoint
+custom_hooks = [
+    dict(type='SyncBuffersHook'),
+    dict(type='PoseurCheckHook'),
+    dict(type='NonFiniteLossHook')
+]

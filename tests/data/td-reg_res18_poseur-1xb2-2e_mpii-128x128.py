@@ -89,5 +89,9 @@ default_hooks = dict(
 val_evaluator = dict(_delete_=True, type='PCKAccuracy', thr=0.5, norm_item='bbox')
 test_evaluator = val_evaluator
 
-# the model's checks run when mim starts the run
-custom_hooks = [dict(type='SyncBuffersHook'), dict(type='PoseurCheckHook')]
+# the model's checks run when mim starts the run; a NaN/inf loss stops it before a checkpoint
+custom_hooks = [
+    dict(type='SyncBuffersHook'),
+    dict(type='PoseurCheckHook'),
+    dict(type='NonFiniteLossHook')
+]

@@ -1,5 +1,6 @@
 """Poseur head: coarse GAP+FC regression refined by a keypoint-query decoder."""
 import copy
+import warnings
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -273,7 +274,8 @@ class PoseurHead(BaseHead):
         With ``test_cfg['flip_test']``, ``feats`` holds the features of the image and of
         its horizontal flip; the flipped prediction is mapped back with MMPose's
         ``flip_coordinates`` (``test_cfg['shift_coords']``, default True) and fused as
-        ``flip_fusion`` says.
+        ``flip_fusion`` says. A non-finite prediction is returned as it is, with a warning
+        naming its sample (:meth:`warn_non_finite`).
 
         Returns:
             list[InstanceData]: per sample ``keypoints`` (1, K, 2) and
@@ -282,6 +284,13 @@ class PoseurHead(BaseHead):
         if test_cfg.get('flip_test', False):
             metainfo = batch_data_samples[0].metainfo
             self.check_dataset_meta(metainfo, flip_test=True)
+            if not (isinstance(feats, (list, tuple)) and len(feats) == 2
+                    and all(isinstance(f, (list, tuple)) for f in feats)):
+                raise ValueError(
+                    'with flip_test, PoseurHead.predict expects [feats, feats_flip]: the '
+                    'feature maps of the images and of their horizontal flips, as '
+                    "TopdownPoseEstimator passes them; got a plain tuple of "
+                    f'{len(feats)} maps. Call it that way or set test_cfg flip_test=False')
             feats, feats_flip = feats
             coords, sigma = self._coords_and_sigma(feats)
             coords_flip, sigma_flip = self._coords_and_sigma(feats_flip)
@@ -294,10 +303,27 @@ class PoseurHead(BaseHead):
         else:
             coords, sigma = self._coords_and_sigma(feats)
             scores = laplace_score(sigma, self.score_radius)
+        self.warn_non_finite(coords, batch_data_samples)
         preds = self.decode(coords.unsqueeze(1))  # (B, 1, K, 2): one instance per sample
         for pred, sample_scores in zip(preds, to_numpy(scores)):
             pred.keypoint_scores = sample_scores[None]
         return preds
+
+    @staticmethod
+    def warn_non_finite(coords: Tensor, batch_data_samples: OptSampleList) -> None:
+        """Warn, naming each sample, where a prediction is NaN or infinite (a crop with
+        non-finite pixels, or non-finite weights), instead of returning it silently.
+
+        Args:
+            coords (Tensor): predicted coordinates, shape (B, K, 2).
+            batch_data_samples (list[PoseDataSample]): the batch's samples.
+        """
+        for i in torch.nonzero(~coords.isfinite().all(dim=(1, 2))).flatten().tolist():
+            meta = batch_data_samples[i].metainfo if batch_data_samples else {}
+            name = meta.get('img_path') or meta.get('img_id') or f'batch index {i}'
+            warnings.warn(f'PoseurHead predicted non-finite keypoints for sample {name} '
+                          f'(id {meta.get("id")}): check its image and bbox for NaN/inf, '
+                          'and the checkpoint for non-finite weights')
 
     def fuse_flip(self, coords: Tensor, sigma: Tensor, coords_flip: Tensor,
                   sigma_flip: Tensor) -> Tuple[Tensor, Tensor]:

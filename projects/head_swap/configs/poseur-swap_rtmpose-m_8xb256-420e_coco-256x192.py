@@ -37,7 +37,7 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 custom_hooks = [
     dict(h, switch_pipeline=train_pipeline_stage2) if h.type == 'mmdet.PipelineSwitchHook' else h
     for h in _base_.custom_hooks
-] + [dict(type='PoseurCheckHook')]
+] + [dict(type='PoseurCheckHook'), dict(type='NonFiniteLossHook')]
 
 # the deformable attention's sampling offsets learn at 0.1x the base lr
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'sampling_offsets': dict(lr_mult=0.1)}))

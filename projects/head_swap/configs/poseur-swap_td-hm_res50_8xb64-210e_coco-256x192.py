@@ -47,4 +47,8 @@ test_evaluator = val_evaluator
 codec = dict(codec, _delete_=True)
 
 # check neck and datasets against the swapped-in head when the run starts
-custom_hooks = [dict(type='SyncBuffersHook'), dict(type='PoseurCheckHook')]
+custom_hooks = [
+    dict(type='SyncBuffersHook'),
+    dict(type='PoseurCheckHook'),
+    dict(type='NonFiniteLossHook')
+]
