@@ -1,9 +1,12 @@
-"""An interrupted run resumed from its checkpoint ends exactly where an uninterrupted one does."""
+"""An interrupted run resumed from its checkpoint ends exactly where an uninterrupted one does;
+a checkpoint that does not fit the config is refused before anything changes."""
 import copy
 import math
 
+import pytest
 import torch
 from mmengine.runner import Runner
+from mmpose.registry import MODELS
 
 import poseur_mm  # noqa: F401  (allow-lists MMEngine's checkpoint types)
 from tiny_model import COCO_ROOT, CODEC, tiny_model_cfg
@@ -58,3 +61,39 @@ def test_resume_reaches_the_uninterrupted_weights_and_loss(tmp_path):
         _config(str(tmp_path / 'reseeded'), max_epochs=2, rng_hook=False, resume=True,
                 load_from=checkpoint))
     assert reseeded_loss != full_loss
+
+
+def _saved_model(path, num_joints: int, epoch: int) -> str:
+    """A checkpoint as MMEngine saves one: the model's state and the epoch it ended."""
+    model = MODELS.build(tiny_model_cfg(num_joints))
+    torch.save(dict(meta=dict(epoch=epoch, iter=3 * epoch), state_dict=model.state_dict()),
+               path)
+    return str(path)
+
+
+def _refused_resume(tmp_path, checkpoint: str, max_epochs: int, match: str) -> None:
+    cfg = _config(str(tmp_path / 'run'), max_epochs=max_epochs, resume=True,
+                  load_from=checkpoint)
+    cfg['custom_hooks'] = [dict(type='PoseurCheckHook')]
+    runner = Runner(**cfg)
+    before = {k: v.clone() for k, v in runner.model.state_dict().items()}
+    with pytest.raises(ValueError, match=match):
+        runner.train()
+    # refused before MMEngine loaded anything or trained: weights and counters untouched
+    assert runner.iter == 0 and runner.epoch == 0
+    after = runner.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not list((tmp_path / 'run').glob('*.pth'))
+
+
+def test_resume_from_another_keypoint_set_is_refused_naming_keys_and_joints(tmp_path):
+    checkpoint = _saved_model(tmp_path / 'mpii.pth', num_joints=16, epoch=1)
+    _refused_resume(tmp_path, checkpoint, max_epochs=2,
+                    match=r'cannot resume .*mpii\.pth.*head\.coarse_coord\.weight.*'
+                          r'num_joints=16, the config 17')
+
+
+def test_resume_past_max_epochs_is_refused(tmp_path):
+    checkpoint = _saved_model(tmp_path / 'epoch_60.pth', num_joints=17, epoch=60)
+    _refused_resume(tmp_path, checkpoint, max_epochs=2,
+                    match='saved at epoch 60 and this config trains 2 epochs')
