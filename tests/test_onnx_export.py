@@ -1,4 +1,5 @@
-"""ONNX export of a top-down Poseur: GridSample EMSDA, graph contents, onnxruntime parity."""
+"""ONNX export of a top-down Poseur: GridSample EMSDA, graph contents, the config's flip test
+in the graph, onnxruntime parity."""
 import glob
 import os.path as osp
 
@@ -13,7 +14,7 @@ from mmpose.registry import MODELS
 import poseur_mm.models.layers.emsda_attention as emsda_attention
 from poseur_mm.deploy.export import (INPUT_NAME, KEYPOINT_TOLERANCE, OUTPUT_NAMES, SCORE_TOLERANCE,
                                      PoseurDeployModel, crop_to_image, export_onnx, main,
-                                     make_crops)
+                                     make_crops, run_onnx)
 from poseur_mm.ops import emsda_sampling
 from poseur_mm.ops.emsda_onnx import emsda_sampling_grid_sample
 from poseur_tiny_checkpoint import CONFIG, annotated_boxes
@@ -27,16 +28,29 @@ NUM_JOINTS = 17
 
 @pytest.fixture(scope='module')
 def onnx_file(model, tmp_path_factory):
+    """The default export: the tiny config's flip test is on, so the graph has it."""
+    assert model.test_cfg['flip_test']
     path = str(tmp_path_factory.mktemp('onnx') / 'poseur_tiny.onnx')
     export_onnx(model, path)
     return path
 
 
-@pytest.fixture(scope='module')
-def session(onnx_file):
+def _session(path: str) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
-    return ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+@pytest.fixture(scope='module')
+def session(onnx_file):
+    return _session(onnx_file)
+
+
+@pytest.fixture(scope='module')
+def session_no_flip(model, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('onnx') / 'poseur_tiny_no_flip.onnx')
+    export_onnx(model, path, flip_test=False)
+    return _session(path)
 
 
 def test_grid_sample_sampling_matches_embedding_bag():
@@ -79,7 +93,7 @@ def test_export_path_of_the_model_matches_eager(model, monkeypatch):
     monkeypatch.setattr(emsda_attention, 'emsda_sampling_grid_sample', counted)
     with torch.no_grad():
         keypoints_grid, scores_grid = deploy(crops)
-    assert len(calls) == NUM_DECODER_LAYERS
+    assert len(calls) == 2 * NUM_DECODER_LAYERS  # the plain and the flipped pass
     assert keypoints.shape == (len(IMAGES), NUM_JOINTS, 2)
     assert scores.shape == (len(IMAGES), NUM_JOINTS)
     torch.testing.assert_close(keypoints_grid, keypoints, rtol=0, atol=1e-3)
@@ -101,17 +115,20 @@ def test_onnx_graph_has_standard_ops_and_a_dynamic_batch(onnx_file):
     assert [o.name for o in graph.graph.output] == list(OUTPUT_NAMES)
 
 
-def test_onnxruntime_matches_mmpose_inference_on_real_images(model, session, monkeypatch):
-    """onnxruntime + crop_to_image against MMPose's inference_topdown (no flip test), on
-    every annotated person of the COCO test images."""
-    monkeypatch.setitem(model.test_cfg, 'flip_test', False)
+@pytest.mark.parametrize('flip_test', [True, False], ids=['flip', 'no_flip'])
+def test_onnxruntime_matches_mmpose_inference_on_real_images(model, session, session_no_flip,
+                                                             monkeypatch, flip_test):
+    """onnxruntime + crop_to_image against MMPose's inference_topdown with the same flip
+    setting as the graph, on every annotated person of the COCO test images."""
+    monkeypatch.setitem(model.test_cfg, 'flip_test', flip_test)
+    graph = session if flip_test else session_no_flip
     num_people = 0
     for image in IMAGES:
         boxes = annotated_boxes(image)
         reference = inference_topdown(model, image, boxes)
         batch = make_crops(model, [image], [boxes])
         crops = torch.stack(batch['inputs']).float().numpy()
-        keypoints, scores = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops})
+        keypoints, scores = run_onnx(graph, crops)
         assert keypoints.shape == (len(boxes), NUM_JOINTS, 2)
         assert scores.shape == (len(boxes), NUM_JOINTS)
         for i, result in enumerate(reference):
@@ -125,6 +142,23 @@ def test_onnxruntime_matches_mmpose_inference_on_real_images(model, session, mon
                 scores[i], result.pred_instances.keypoint_scores[0], rtol=0, atol=SCORE_TOLERANCE)
         num_people += len(boxes)
     assert num_people == 12
+
+
+def test_flip_graph_is_not_the_one_pass_graph(model, session, session_no_flip):
+    """The flip test is really in the default graph: its keypoints are the fusion of two
+    passes, not the plain pass."""
+    crops = torch.stack(make_crops(model, IMAGES)['inputs']).float().numpy()
+    fused, _ = run_onnx(session, crops)
+    plain, _ = run_onnx(session_no_flip, crops)
+    assert np.abs(fused - plain).max() > 0.1  # crop pixels
+
+
+def test_an_empty_batch_is_refused_with_a_clear_error(model, session):
+    width, height = INPUT_SIZE
+    with pytest.raises(ValueError, match='batch of 0'):
+        run_onnx(session, np.zeros((0, 3, height, width), np.float32))
+    with pytest.raises(ValueError, match='batch of 0'), torch.no_grad():
+        PoseurDeployModel(model)(torch.zeros(0, 3, height, width))
 
 
 def test_batch_dimension_is_dynamic(model, session):
@@ -141,7 +175,10 @@ def test_command_line_exports_and_checks(checkpoint, tmp_path, capsys):
     main([CONFIG, checkpoint, str(out), '--check-images', IMAGES[0]])
     assert out.stat().st_size > 1e6
     printed = capsys.readouterr().out
-    assert 'onnxruntime vs PyTorch, 1 crop(s)' in printed
+    assert 'flip test on' in printed and 'onnxruntime vs PyTorch, 1 crop(s)' in printed
+    main([CONFIG, checkpoint, str(out), '--no-flip-test', '--check-images', IMAGES[0]])
+    printed = capsys.readouterr().out
+    assert 'flip test off' in printed and 'onnxruntime vs PyTorch, 1 crop(s)' in printed
 
 
 def test_export_refuses_opset_without_grid_sample(model, tmp_path):

@@ -2,12 +2,13 @@
 
 The exported graph takes person crops as the test pipeline makes them (``TopdownAffine``
 output: BGR, 0-255, fixed input size) and returns keypoints in crop pixels and their
-Laplace uncertainty scores. Normalisation and decoding are inside the graph; a deployment
-only maps the keypoints back to the image with :func:`crop_to_image`.
+Laplace uncertainty scores. Normalisation, the config's flip test and decoding are inside the
+graph; a deployment only maps the keypoints back to the image with :func:`crop_to_image`.
 
 Usage::
 
     python -m poseur_mm.deploy.export CONFIG CHECKPOINT OUT.onnx --check-images a.jpg b.jpg
+    python -m poseur_mm.deploy.export CONFIG CHECKPOINT OUT.onnx --no-flip-test
 """
 import argparse
 import os.path as osp
@@ -24,7 +25,6 @@ from mmpose.models.pose_estimators import TopdownPoseEstimator
 from torch import Tensor, nn
 
 from poseur_mm.models.heads import PoseurHead
-from poseur_mm.models.utils import laplace_score
 
 # GridSample (the exported EMSDA sampling) needs opset 16; 17 adds LayerNormalization.
 DEFAULT_OPSET = 17
@@ -34,6 +34,8 @@ KEYPOINT_TOLERANCE = 1e-2  # input-crop pixels
 SCORE_TOLERANCE = 1e-4
 INPUT_NAME = 'crops'
 OUTPUT_NAMES = ('keypoints', 'scores')
+EMPTY_BATCH = ('a Poseur graph needs at least one crop, got a batch of 0: skip the call when '
+               'an image has no person box')
 
 
 class PoseurDeployModel(nn.Module):
@@ -41,20 +43,26 @@ class PoseurDeployModel(nn.Module):
 
     Runs the estimator's normalisation (``data_preprocessor``: channel order, mean, std), the
     backbone, the neck and the head's last decoder layer, then decodes in the graph:
-    coordinates times the codec's input size (w, h) and the head's Laplace score. No flip
-    test: the graph is one pass.
+    coordinates times the codec's input size (w, h) and the head's Laplace score. With flip
+    test (the config's ``test_cfg.flip_test`` unless ``flip_test`` says otherwise) the graph
+    also runs the horizontally flipped crops and fuses both passes exactly as
+    :meth:`PoseurHead.predict` does (``flip_coordinates`` with the config's
+    ``shift_coords``, the head's ``flip_fusion``).
 
     Note:
         B: batch size, K: keypoints, (W, H): the codec's ``input_size``.
 
     Args:
         model (TopdownPoseEstimator): an estimator with a :class:`PoseurHead` whose
-            ``decoder`` (codec) is set. The wrapper starts in eval mode, so does the model
-            (the exporter restores the wrapper's mode afterwards: a training-mode wrapper
-            would leave the model adding noisy query groups).
+            ``decoder`` (codec) is set, and with ``dataset_meta`` (``init_model`` sets it)
+            when flip test is on. The wrapper starts in eval mode, so does the model (the
+            exporter restores the wrapper's mode afterwards: a training-mode wrapper would
+            leave the model adding noisy query groups).
+        flip_test (bool, optional): run the flip test in the graph. Defaults to the
+            config's ``test_cfg.flip_test``.
     """
 
-    def __init__(self, model: TopdownPoseEstimator):
+    def __init__(self, model: TopdownPoseEstimator, flip_test: Optional[bool] = None):
         super().__init__()
         if not isinstance(model, TopdownPoseEstimator) or not isinstance(model.head, PoseurHead):
             raise TypeError(f'expected a TopdownPoseEstimator with a PoseurHead, got '
@@ -70,6 +78,14 @@ class PoseurDeployModel(nn.Module):
         width, height = model.head.decoder.input_size
         self.input_size = (int(width), int(height))
         self.register_buffer('crop_size', torch.tensor([width, height], dtype=torch.float32))
+        test_cfg = model.test_cfg or {}
+        self.flip_test = test_cfg.get('flip_test', False) if flip_test is None else flip_test
+        self.shift_coords = test_cfg.get('shift_coords', True)
+        self.flip_indices = None
+        if self.flip_test:
+            flip_indices = (getattr(model, 'dataset_meta', None) or {}).get('flip_indices')
+            model.head.check_dataset_meta(dict(flip_indices=flip_indices), flip_test=True)
+            self.flip_indices = list(flip_indices)
         self.eval()
 
     def forward(self, crops: Tensor) -> Tuple[Tensor, Tensor]:
@@ -81,15 +97,37 @@ class PoseurDeployModel(nn.Module):
         Returns:
             tuple[Tensor, Tensor]: keypoints in crop pixels (B, K, 2) and scores (B, K).
         """
+        if not torch.jit.is_tracing() and len(crops) == 0:
+            raise ValueError(EMPTY_BATCH)
         preprocessor = self.model.data_preprocessor
         if self.swap_channels:
             crops = crops[:, [2, 1, 0]]
         if self.normalize:
             crops = (crops - preprocessor.mean) / preprocessor.std
-        output = self.model.head(self.model.extract_feat(crops))  # (B, K, 4)
-        keypoints = output[..., :2] * self.crop_size
-        scores = laplace_score(output[..., 2:].sigmoid(), self.model.head.score_radius)
-        return keypoints, scores
+        feats = self.model.extract_feat(crops)
+        feats_flip = self.model.extract_feat(crops.flip(-1)) if self.flip_test else None
+        coords, scores = self.model.head.coords_and_scores(feats, feats_flip, self.flip_indices,
+                                                           self.shift_coords)
+        return coords * self.crop_size, scores
+
+
+def run_onnx(session: ort.InferenceSession, crops: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Run an exported graph on crops.
+
+    Args:
+        session (ort.InferenceSession): a session of the exported graph.
+        crops (np.ndarray): float32 crops, shape (B, 3, H, W), B >= 1.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: keypoints in crop pixels (B, K, 2), scores (B, K).
+
+    Raises:
+        ValueError: for an empty batch, which the graph's GroupNorm reshape cannot take.
+    """
+    if len(crops) == 0:
+        raise ValueError(EMPTY_BATCH)
+    keypoints, scores = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops})
+    return keypoints, scores
 
 
 def crop_to_image(keypoints: np.ndarray, input_center: np.ndarray, input_scale: np.ndarray,
@@ -108,18 +146,20 @@ def crop_to_image(keypoints: np.ndarray, input_center: np.ndarray, input_scale: 
     return keypoints / np.asarray(input_size) * input_scale + input_center - 0.5 * input_scale
 
 
-def export_onnx(model: TopdownPoseEstimator, out_file: str, opset: int = DEFAULT_OPSET) -> None:
+def export_onnx(model: TopdownPoseEstimator, out_file: str, opset: int = DEFAULT_OPSET,
+                flip_test: Optional[bool] = None) -> None:
     """Write the model's :class:`PoseurDeployModel` graph, batch dimension dynamic.
 
     Args:
         model (TopdownPoseEstimator): the Poseur estimator (put in eval mode).
         out_file (str): path of the ``.onnx`` file.
         opset (int): ONNX opset, at least 16 (GridSample). Defaults to 17.
+        flip_test (bool, optional): flip test in the graph. Defaults to the config's.
     """
     if opset < MIN_OPSET:
         raise ValueError(f'opset {opset} has no GridSample, which the exported EMSDA needs; '
                          f'use opset >= {MIN_OPSET}')
-    deploy = PoseurDeployModel(model)
+    deploy = PoseurDeployModel(model, flip_test)
     width, height = deploy.input_size
     device = next(model.parameters()).device
     # batch 2 so the exporter records the batch dimension symbolically, not a constant 1
@@ -168,9 +208,10 @@ def make_crops(model: TopdownPoseEstimator,
     return pseudo_collate(samples)
 
 
-def compare_with_pytorch(model: TopdownPoseEstimator, onnx_file: str,
-                         batch: dict) -> Dict[str, float]:
-    """Run PyTorch (MMPose's predict, no flip test) and onnxruntime on the same crops.
+def compare_with_pytorch(model: TopdownPoseEstimator, onnx_file: str, batch: dict,
+                         flip_test: bool) -> Dict[str, float]:
+    """Run PyTorch (MMPose's predict) and onnxruntime on the same crops, both with or both
+    without flip test.
 
     onnxruntime's crop keypoints go through :func:`crop_to_image`; the difference to
     PyTorch's image keypoints is converted back to crop pixels.
@@ -179,22 +220,22 @@ def compare_with_pytorch(model: TopdownPoseEstimator, onnx_file: str,
         model (TopdownPoseEstimator): the estimator that was exported.
         onnx_file (str): the exported graph.
         batch (dict): crops from :func:`make_crops`, run as one batch.
+        flip_test (bool): whether the graph was exported with flip test.
 
     Returns:
         dict: ``keypoint_error`` (max abs, crop pixels), ``score_error`` (max abs) and
         ``num_crops``.
     """
     session = ort.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
-    crops = torch.stack(batch['inputs']).float().numpy()
-    keypoints, scores = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops})
+    keypoints, scores = run_onnx(session, torch.stack(batch['inputs']).float().numpy())
 
-    flip_test = model.test_cfg.get('flip_test', False)
-    model.test_cfg['flip_test'] = False
+    configured = model.test_cfg.get('flip_test', False)
+    model.test_cfg['flip_test'] = flip_test
     try:
         with torch.no_grad():
             results = model.test_step(batch)
     finally:
-        model.test_cfg['flip_test'] = flip_test
+        model.test_cfg['flip_test'] = configured
     keypoint_error = score_error = 0.0
     for i, result in enumerate(results):
         meta = result.metainfo
@@ -229,6 +270,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'crop each); the command fails when keypoints differ by more than '
         f'{KEYPOINT_TOLERANCE} crop pixels or scores by more than '
         f'{SCORE_TOLERANCE}')
+    parser.add_argument(
+        '--no-flip-test',
+        action='store_true',
+        help="export one pass even when the config's test_cfg has flip_test=True (half the "
+        'cost, the accuracy of no flip test)')
     parser.add_argument('--device', default='cpu', help='device for PyTorch (default: cpu)')
     return parser.parse_args(argv)
 
@@ -236,13 +282,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     model = init_model(args.config, args.checkpoint, device=args.device)
+    flip_test = model.test_cfg.get('flip_test', False) and not args.no_flip_test
     start = time.perf_counter()
-    export_onnx(model, args.out, args.opset)
-    print(f'exported {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, opset {args.opset}) '
-          f'in {time.perf_counter() - start:.1f} s')
+    export_onnx(model, args.out, args.opset, flip_test)
+    print(f'exported {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, opset {args.opset}, '
+          f'flip test {"on" if flip_test else "off"}) in {time.perf_counter() - start:.1f} s')
     if not args.check_images:
         return
-    errors = compare_with_pytorch(model, args.out, make_crops(model, args.check_images))
+    errors = compare_with_pytorch(model, args.out, make_crops(model, args.check_images),
+                                  flip_test)
     print(f'onnxruntime vs PyTorch, {errors["num_crops"]} crop(s): max keypoint error '
           f'{errors["keypoint_error"]:.2e} px, max score error {errors["score_error"]:.2e}')
     if errors['keypoint_error'] > KEYPOINT_TOLERANCE or errors['score_error'] > SCORE_TOLERANCE:

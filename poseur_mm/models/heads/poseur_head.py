@@ -292,22 +292,48 @@ class PoseurHead(BaseHead):
                     "TopdownPoseEstimator passes them; got a plain tuple of "
                     f'{len(feats)} maps. Call it that way or set test_cfg flip_test=False')
             feats, feats_flip = feats
-            coords, sigma = self._coords_and_sigma(feats)
-            coords_flip, sigma_flip = self._coords_and_sigma(feats_flip)
-            coords_flip = flip_coordinates(
-                coords_flip, flip_indices=metainfo['flip_indices'],
-                shift_coords=test_cfg.get('shift_coords', True),
-                input_size=metainfo['input_size'])
-            sigma_flip = sigma_flip[:, metainfo['flip_indices']]
-            coords, scores = self.fuse_flip(coords, sigma, coords_flip, sigma_flip)
+            coords, scores = self.coords_and_scores(
+                feats, feats_flip, metainfo['flip_indices'], test_cfg.get('shift_coords', True))
         else:
-            coords, sigma = self._coords_and_sigma(feats)
-            scores = laplace_score(sigma, self.score_radius)
+            coords, scores = self.coords_and_scores(feats)
         self.warn_non_finite(coords, batch_data_samples)
         preds = self.decode(coords.unsqueeze(1))  # (B, 1, K, 2): one instance per sample
         for pred, sample_scores in zip(preds, to_numpy(scores)):
             pred.keypoint_scores = sample_scores[None]
         return preds
+
+    def coords_and_scores(self,
+                          feats: Tuple[Tensor],
+                          feats_flip: Optional[Tuple[Tensor]] = None,
+                          flip_indices: Optional[Sequence[int]] = None,
+                          shift_coords: bool = True) -> Tuple[Tensor, Tensor]:
+        """Normalised keypoints and their Laplace scores, fused with the flipped pass when
+        ``feats_flip`` is given (what ``predict`` and the ONNX graph compute).
+
+        The flipped pass is mapped back with MMPose's ``flip_coordinates`` (the codec's
+        input size) and its keypoints swapped by ``flip_indices``, then fused as
+        ``flip_fusion`` says.
+
+        Args:
+            feats (Tuple[Tensor]): L maps of the crops, each (B, C, H_l, W_l).
+            feats_flip (Tuple[Tensor], optional): the same for the horizontally flipped
+                crops. Defaults to None (one pass).
+            flip_indices (Sequence[int], optional): each keypoint's mirror; needed with
+                ``feats_flip``.
+            shift_coords (bool): un-flip about pixel centres (x -> 1 - x - 1/W), as MMPose
+                does. Defaults to True.
+
+        Returns:
+            tuple[Tensor, Tensor]: coordinates (B, K, 2) and scores (B, K).
+        """
+        coords, sigma = self._coords_and_sigma(feats)
+        if feats_flip is None:
+            return coords, laplace_score(sigma, self.score_radius)
+        coords_flip, sigma_flip = self._coords_and_sigma(feats_flip)
+        coords_flip = flip_coordinates(coords_flip, flip_indices=flip_indices,
+                                       shift_coords=shift_coords,
+                                       input_size=self.decoder.input_size)
+        return self.fuse_flip(coords, sigma, coords_flip, sigma_flip[:, flip_indices])
 
     @staticmethod
     def warn_non_finite(coords: Tensor, batch_data_samples: OptSampleList) -> None:
