@@ -96,6 +96,22 @@ def test_prepare_data_reuses_only_an_identical_set(data_root, tmp_path):
         assert json.load(f)['seed'] == 1
 
 
+def test_help_shows_the_defaults_and_what_a_default_run_costs_and_reaches(capsys):
+    with pytest.raises(SystemExit):
+        demo.parse_args(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    for default in ('(default: 2500)', '(default: 250)', '(default: work_dirs/synthetic_pose_demo)',
+                    'synthetic-64x48.py)'):
+        assert default in text, default
+    assert '16 minutes on a 2-core CPU' in text and 'COCO AP 0.' in text
+
+
+def test_a_schedule_too_short_to_learn_is_announced():
+    assert '248 iterations' in demo.schedule_warning(248)
+    assert f'at least {demo.MIN_ITERATIONS}' in demo.schedule_warning(248)
+    assert demo.schedule_warning(3100) is None
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path, capsys):
     work_dir = str(tmp_path / 'work')
@@ -106,6 +122,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     # CocoMetric's AP table, on ground-truth boxes (val) and on detections (test)
     assert out.count('Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all') == 2
     assert 'COCO keypoint AP with detected (jittered) boxes' in out
+    assert 'warning: this schedule trains' in out  # 1 epoch of 24 images cannot learn
+    assert demo.DEFAULT_RUN in out
     with open(osp.join(work_dir, 'results.json')) as f:
         saved = json.load(f)
     assert saved == json.loads(json.dumps(results))
