@@ -38,7 +38,6 @@ from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, generator_digest,
 # model name -> config; 'heatmap' is the baseline the others are compared with
 MODELS = {
     'Poseur': 'td-reg_res18_poseur-1xb16-10e_synthetic-64x48.py',
-    'Poseur-256d': 'td-reg_res18_poseur-256d-dec6-1xb16-10e_synthetic-64x48.py',
     'heatmap': 'td-hm_res18-s16_1xb16-10e_synthetic-64x48.py',
     'RLE': 'td-reg_res18_rle-1xb16-10e_synthetic-64x48.py',
 }
