@@ -11,6 +11,7 @@ import pytest
 from mmpose.apis import MMPoseInferencer, inference_topdown
 from mmpose.datasets import CocoDataset
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
+from mmpose.structures import merge_data_samples
 
 from poseur_tiny_checkpoint import CONFIG, annotated_boxes
 from tiny_model import COCO_ROOT
@@ -53,6 +54,9 @@ def test_inference_topdown_with_given_boxes(model):
         assert pred.keypoints.shape == (1, NUM_JOINTS, 2)
         assert pred.keypoint_scores.shape == (1, NUM_JOINTS)
         assert ((pred.keypoint_scores >= 0) & (pred.keypoint_scores <= 1)).all()
+        # each keypoint's Laplace scale per axis, in image pixels: positive and finite
+        assert pred.keypoint_sigmas.shape == (1, NUM_JOINTS, 2)
+        assert (np.isfinite(pred.keypoint_sigmas) & (pred.keypoint_sigmas > 0)).all()
         np.testing.assert_allclose(pred.bboxes[0], box)
         # image pixels, inside the crop of this box (its aspect-corrected, padded box)
         meta = result.metainfo
@@ -60,6 +64,12 @@ def test_inference_topdown_with_given_boxes(model):
         assert (half * 2 >= (box[2:] - box[:2]) * BOX_PADDING - 1e-3).all()
         assert_inside(pred.keypoints, *(meta['input_center'] - half),
                       *(meta['input_center'] + half))
+
+
+def test_merged_predictions_keep_every_persons_sigmas(model):
+    boxes = annotated_boxes(IMAGE)
+    merged = merge_data_samples(inference_topdown(model, IMAGE, boxes))
+    assert merged.pred_instances.keypoint_sigmas.shape == (len(boxes), NUM_JOINTS, 2)
 
 
 def test_inferencer_on_the_whole_image_writes_picture_and_predictions(inferencer, tmp_path):

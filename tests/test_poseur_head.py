@@ -17,6 +17,9 @@ INPUT_SIZE = (48, 64)  # (w, h): levels at strides 4..32 below
 LEVEL_SHAPES = [(16, 12), (8, 6), (4, 3), (2, 2)]
 # COCO's left/right pairs
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+# the crop's extent (w, h) in image pixels, as TopdownAffine records it (not square, and
+# another aspect than INPUT_SIZE would have: the scale factors differ per axis)
+INPUT_SCALE = np.array([150., 240.], dtype=np.float32)
 
 
 def small_head(num_joints=17, embed_dims=32, **kwargs):
@@ -39,7 +42,8 @@ def samples(batch=2, num_joints=17, flip_indices=COCO_FLIP, seed=0):
     gen = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(batch):
-        sample = PoseDataSample(metainfo=dict(input_size=INPUT_SIZE, flip_indices=flip_indices))
+        sample = PoseDataSample(metainfo=dict(input_size=INPUT_SIZE, input_scale=INPUT_SCALE,
+                                              flip_indices=flip_indices))
         sample.gt_instance_labels = InstanceData(
             keypoint_labels=torch.rand(1, num_joints, 2, generator=gen),
             keypoint_weights=torch.ones(1, num_joints))
@@ -348,11 +352,14 @@ def test_flip_predict_unflips_and_swaps(fusion):
             s = plain[b, k, 2:].sigmoid().tolist()
             cf = [1 - flipped[b, j, 0].item() - 1 / width, flipped[b, j, 1].item()]
             sf = flipped[b, j, 2:].sigmoid().tolist()
-            coords, score = _fuse(fusion, c, s, cf, sf)
+            coords, sigma, score = _fuse(fusion, c, s, cf, sf)
             np.testing.assert_allclose(pred.keypoints[0, k],
                                        [coords[0] * width, coords[1] * INPUT_SIZE[1]],
                                        rtol=1e-5, atol=1e-3)
             assert math.isclose(pred.keypoint_scores[0, k], score, rel_tol=1e-4)
+            np.testing.assert_allclose(pred.keypoint_sigmas[0, k],
+                                       [sigma[0] * INPUT_SCALE[0], sigma[1] * INPUT_SCALE[1]],
+                                       rtol=1e-4)
 
 
 def _score(sigma, radius=0.2):
@@ -361,11 +368,31 @@ def _score(sigma, radius=0.2):
 
 def _fuse(fusion, c, s, cf, sf):
     if fusion == 'average':
-        return ([(c[d] + cf[d]) / 2 for d in range(2)],
-                _score([(s[d] + sf[d]) / 2 for d in range(2)]))
+        sigma = [(s[d] + sf[d]) / 2 for d in range(2)]
+        return [(c[d] + cf[d]) / 2 for d in range(2)], sigma, _score(sigma)
     p, pf = _score(s), _score(sf)
     w = p**5 / (p**5 + pf**5)
-    return [w * c[d] + (1 - w) * cf[d] for d in range(2)], (p + pf) / 2
+    return ([w * c[d] + (1 - w) * cf[d] for d in range(2)],
+            [w * s[d] + (1 - w) * sf[d] for d in range(2)], (p + pf) / 2)
+
+
+@pytest.mark.parametrize('flip_test', [False, True])
+def test_keypoint_sigmas_are_image_pixels_hand_computed(flip_test):
+    """A constant normalised sigma (0.1 on x, 0.05 on y) on a 48x64 crop that spans 150x240
+    image pixels is 15 x 12 image pixels, with and without the flipped pass."""
+    head = small_head().eval()
+    last = head.query_decoder.sigma_branches[-1][-1]
+    nn.init.zeros_(last.weight)
+    with torch.no_grad():
+        last.bias.copy_(torch.logit(torch.tensor([0.1, 0.05])))
+    x = feats()
+    with torch.no_grad():
+        preds = head.predict((x, feats(seed=1)) if flip_test else x, samples(),
+                             dict(flip_test=flip_test))
+    for pred in preds:
+        assert pred.keypoint_sigmas.shape == (1, 17, 2)
+        np.testing.assert_allclose(pred.keypoint_sigmas[0], np.tile([15., 12.], (17, 1)),
+                                   rtol=1e-5)
 
 
 def test_fuse_flip_hand_values():
@@ -375,18 +402,21 @@ def test_fuse_flip_hand_values():
     sigma = torch.tensor([[[0.1, 0.1], [0.2, 0.4]]])
     sigma_flip = torch.tensor([[[0.3, 0.1], [0.2, 0.4]]])
 
-    fused, scores = head.fuse_flip(coords, sigma, coords_flip, sigma_flip)
+    fused, fused_sigma, scores = head.fuse_flip(coords, sigma, coords_flip, sigma_flip)
     torch.testing.assert_close(fused, torch.tensor([[[0.3, 0.3], [0.6, 0.4]]]))
+    torch.testing.assert_close(fused_sigma, torch.tensor([[[0.2, 0.1], [0.2, 0.4]]]))
     e = math.exp
     torch.testing.assert_close(scores, torch.tensor([[(1 - e(-1)) * (1 - e(-2)),
                                                        (1 - e(-1)) * (1 - e(-0.5))]]))
 
     head.flip_fusion = 'uncertainty'
-    fused, scores = head.fuse_flip(coords, sigma, coords_flip, sigma_flip)
+    fused, fused_sigma, scores = head.fuse_flip(coords, sigma, coords_flip, sigma_flip)
     p = (1 - e(-2))**2  # sigma (0.1, 0.1)
     pf = (1 - e(-2 / 3)) * (1 - e(-2))  # sigma (0.3, 0.1)
     w = p**5 / (p**5 + pf**5)
     q = (1 - e(-1)) * (1 - e(-0.5))  # keypoint 1: equal scores, equal weights
     expected = torch.tensor([[[w * 0.2 + (1 - w) * 0.4, w * 0.4 + (1 - w) * 0.2], [0.6, 0.4]]])
     torch.testing.assert_close(fused, expected)
+    torch.testing.assert_close(fused_sigma,
+                               torch.tensor([[[w * 0.1 + (1 - w) * 0.3, 0.1], [0.2, 0.4]]]))
     torch.testing.assert_close(scores, torch.tensor([[(p + pf) / 2, q]]))

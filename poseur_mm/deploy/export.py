@@ -106,8 +106,9 @@ class PoseurDeployModel(nn.Module):
             crops = (crops - preprocessor.mean) / preprocessor.std
         feats = self.model.extract_feat(crops)
         feats_flip = self.model.extract_feat(crops.flip(-1)) if self.flip_test else None
-        coords, scores = self.model.head.coords_and_scores(feats, feats_flip, self.flip_indices,
-                                                           self.shift_coords)
+        coords, _, scores = self.model.head.coords_sigma_scores(feats, feats_flip,
+                                                                self.flip_indices,
+                                                                self.shift_coords)
         return coords * self.crop_size, scores
 
 

@@ -278,8 +278,11 @@ class PoseurHead(BaseHead):
         naming its sample (:meth:`warn_non_finite`).
 
         Returns:
-            list[InstanceData]: per sample ``keypoints`` (1, K, 2) and
-            ``keypoint_scores`` (1, K).
+            list[InstanceData]: per sample ``keypoints`` (1, K, 2) in crop pixels (the
+            estimator maps them to the image), ``keypoint_scores`` (1, K) and
+            ``keypoint_sigmas`` (1, K, 2): each keypoint's Laplace scale per axis in image
+            pixels (the normalised sigma times the sample's ``input_scale``); with flip test
+            the fused one of :meth:`fuse_flip`.
         """
         if test_cfg.get('flip_test', False):
             metainfo = batch_data_samples[0].metainfo
@@ -292,23 +295,27 @@ class PoseurHead(BaseHead):
                     "TopdownPoseEstimator passes them; got a plain tuple of "
                     f'{len(feats)} maps. Call it that way or set test_cfg flip_test=False')
             feats, feats_flip = feats
-            coords, scores = self.coords_and_scores(
+            coords, sigma, scores = self.coords_sigma_scores(
                 feats, feats_flip, metainfo['flip_indices'], test_cfg.get('shift_coords', True))
         else:
-            coords, scores = self.coords_and_scores(feats)
+            coords, sigma, scores = self.coords_sigma_scores(feats)
         self.warn_non_finite(coords, batch_data_samples)
         preds = self.decode(coords.unsqueeze(1))  # (B, 1, K, 2): one instance per sample
-        for pred, sample_scores in zip(preds, to_numpy(scores)):
+        for pred, sample_sigma, sample_scores, sample in zip(preds, to_numpy(sigma),
+                                                             to_numpy(scores), batch_data_samples):
             pred.keypoint_scores = sample_scores[None]
+            # normalised crop units -> image pixels: the crop spans input_scale (w, h) pixels
+            # of the image (the estimator maps only the keypoints themselves)
+            pred.keypoint_sigmas = (sample_sigma * sample.metainfo['input_scale'])[None]
         return preds
 
-    def coords_and_scores(self,
-                          feats: Tuple[Tensor],
-                          feats_flip: Optional[Tuple[Tensor]] = None,
-                          flip_indices: Optional[Sequence[int]] = None,
-                          shift_coords: bool = True) -> Tuple[Tensor, Tensor]:
-        """Normalised keypoints and their Laplace scores, fused with the flipped pass when
-        ``feats_flip`` is given (what ``predict`` and the ONNX graph compute).
+    def coords_sigma_scores(self,
+                            feats: Tuple[Tensor],
+                            feats_flip: Optional[Tuple[Tensor]] = None,
+                            flip_indices: Optional[Sequence[int]] = None,
+                            shift_coords: bool = True) -> Tuple[Tensor, Tensor, Tensor]:
+        """Normalised keypoints, their sigmas and Laplace scores, fused with the flipped
+        pass when ``feats_flip`` is given (what ``predict`` and the ONNX graph compute).
 
         The flipped pass is mapped back with MMPose's ``flip_coordinates`` (the codec's
         input size) and its keypoints swapped by ``flip_indices``, then fused as
@@ -324,11 +331,12 @@ class PoseurHead(BaseHead):
                 does. Defaults to True.
 
         Returns:
-            tuple[Tensor, Tensor]: coordinates (B, K, 2) and scores (B, K).
+            tuple[Tensor, Tensor, Tensor]: coordinates (B, K, 2), sigmas (B, K, 2), both
+            normalised by the crop size, and scores (B, K).
         """
         coords, sigma = self._coords_and_sigma(feats)
         if feats_flip is None:
-            return coords, laplace_score(sigma, self.score_radius)
+            return coords, sigma, laplace_score(sigma, self.score_radius)
         coords_flip, sigma_flip = self._coords_and_sigma(feats_flip)
         coords_flip = flip_coordinates(coords_flip, flip_indices=flip_indices,
                                        shift_coords=shift_coords,
@@ -352,26 +360,32 @@ class PoseurHead(BaseHead):
                           'and the checkpoint for non-finite weights')
 
     def fuse_flip(self, coords: Tensor, sigma: Tensor, coords_flip: Tensor,
-                  sigma_flip: Tensor) -> Tuple[Tensor, Tensor]:
+                  sigma_flip: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Fuse the plain and the un-flipped pass.
+
+        ``'average'``: coordinates and sigmas averaged, the score of the mean sigma.
+        ``'uncertainty'``: each keypoint's coordinates and sigmas weighted by its two
+        scores to the 5th power, p^5 / (p^5 + p_flip^5), the scores averaged.
 
         Args:
             coords, coords_flip (Tensor): normalised coordinates, shape (B, K, 2).
             sigma, sigma_flip (Tensor): scales after the sigmoid, shape (B, K, 2).
 
         Returns:
-            tuple[Tensor, Tensor]: coordinates (B, K, 2) and scores (B, K).
+            tuple[Tensor, Tensor, Tensor]: coordinates (B, K, 2), sigmas (B, K, 2) and
+            scores (B, K).
         """
         if self.flip_fusion == 'average':
-            return ((coords + coords_flip) / 2,
-                    laplace_score((sigma + sigma_flip) / 2, self.score_radius))
+            fused_sigma = (sigma + sigma_flip) / 2
+            return ((coords + coords_flip) / 2, fused_sigma,
+                    laplace_score(fused_sigma, self.score_radius))
         scores = laplace_score(sigma, self.score_radius)
         scores_flip = laplace_score(sigma_flip, self.score_radius)
         # weights p^5 / (p^5 + p_flip^5), as a softmax of 5 log p for stability
         log_scores = torch.stack((scores, scores_flip)).clamp(min=1e-30).log()
         weights = (UNCERTAINTY_FUSION_POWER * log_scores).softmax(dim=0).unsqueeze(-1)
-        fused = weights[0] * coords + weights[1] * coords_flip
-        return fused, (scores + scores_flip) / 2
+        return (weights[0] * coords + weights[1] * coords_flip,
+                weights[0] * sigma + weights[1] * sigma_flip, (scores + scores_flip) / 2)
 
     def loss(self,
              feats: Tuple[Tensor],
