@@ -80,7 +80,7 @@ def test_export_path_of_the_model_matches_eager(model, monkeypatch):
     crops = torch.stack(make_crops(model, IMAGES)['inputs']).float()
     deploy = PoseurDeployModel(model)
     with torch.no_grad():
-        keypoints, scores = deploy(crops)
+        keypoints, scores, sigmas = deploy(crops)
 
     calls = []
 
@@ -92,12 +92,13 @@ def test_export_path_of_the_model_matches_eager(model, monkeypatch):
     monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
     monkeypatch.setattr(emsda_attention, 'emsda_sampling_grid_sample', counted)
     with torch.no_grad():
-        keypoints_grid, scores_grid = deploy(crops)
+        keypoints_grid, scores_grid, sigmas_grid = deploy(crops)
     assert len(calls) == 2 * NUM_DECODER_LAYERS  # the plain and the flipped pass
     assert keypoints.shape == (len(IMAGES), NUM_JOINTS, 2)
     assert scores.shape == (len(IMAGES), NUM_JOINTS)
     torch.testing.assert_close(keypoints_grid, keypoints, rtol=0, atol=1e-3)
     torch.testing.assert_close(scores_grid, scores, rtol=0, atol=1e-5)
+    torch.testing.assert_close(sigmas_grid, sigmas, rtol=0, atol=1e-3)
 
 
 def test_onnx_graph_has_standard_ops_and_a_dynamic_batch(onnx_file):
@@ -128,8 +129,8 @@ def test_onnxruntime_matches_mmpose_inference_on_real_images(model, session, ses
         reference = inference_topdown(model, image, boxes)
         batch = make_crops(model, [image], [boxes])
         crops = torch.stack(batch['inputs']).float().numpy()
-        keypoints, scores = run_onnx(graph, crops)
-        assert keypoints.shape == (len(boxes), NUM_JOINTS, 2)
+        keypoints, scores, sigmas = run_onnx(graph, crops)
+        assert keypoints.shape == sigmas.shape == (len(boxes), NUM_JOINTS, 2)
         assert scores.shape == (len(boxes), NUM_JOINTS)
         for i, result in enumerate(reference):
             meta = result.metainfo
@@ -140,6 +141,9 @@ def test_onnxruntime_matches_mmpose_inference_on_real_images(model, session, ses
             assert error.max() <= KEYPOINT_TOLERANCE
             np.testing.assert_allclose(
                 scores[i], result.pred_instances.keypoint_scores[0], rtol=0, atol=SCORE_TOLERANCE)
+            # sigmas: crop pixels in the graph, image pixels in MMPose's prediction
+            sigma_error = np.abs(sigmas[i] - result.pred_instances.keypoint_sigmas[0] * pixel)
+            assert sigma_error.max() <= KEYPOINT_TOLERANCE
         num_people += len(boxes)
     assert num_people == 12
 
@@ -148,8 +152,8 @@ def test_flip_graph_is_not_the_one_pass_graph(model, session, session_no_flip):
     """The flip test is really in the default graph: its keypoints are the fusion of two
     passes, not the plain pass."""
     crops = torch.stack(make_crops(model, IMAGES)['inputs']).float().numpy()
-    fused, _ = run_onnx(session, crops)
-    plain, _ = run_onnx(session_no_flip, crops)
+    fused = run_onnx(session, crops)[0]
+    plain = run_onnx(session_no_flip, crops)[0]
     assert np.abs(fused - plain).max() > 0.1  # crop pixels
 
 
@@ -163,9 +167,9 @@ def test_an_empty_batch_is_refused_with_a_clear_error(model, session):
 
 def test_batch_dimension_is_dynamic(model, session):
     crops = torch.stack(make_crops(model, IMAGES)['inputs']).float().numpy()
-    keypoints, scores = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops})
+    keypoints, scores, _ = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops})
     for i in range(len(crops)):
-        single, single_scores = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops[i:i + 1]})
+        single, single_scores, _ = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops[i:i + 1]})
         np.testing.assert_allclose(single[0], keypoints[i], rtol=0, atol=1e-3)
         np.testing.assert_allclose(single_scores[0], scores[i], rtol=0, atol=1e-6)
 

@@ -1,8 +1,8 @@
 """Export a top-down Poseur model to ONNX and check onnxruntime against PyTorch.
 
 The exported graph takes person crops as the test pipeline makes them (``TopdownAffine``
-output: BGR, 0-255, fixed input size) and returns keypoints in crop pixels and their
-Laplace uncertainty scores. Normalisation, the config's flip test and decoding are inside the
+output: BGR, 0-255, fixed input size) and returns keypoints in crop pixels, their Laplace
+uncertainty scores and their Laplace scales (sigmas) in crop pixels. Normalisation, the config's flip test and decoding are inside the
 graph; a deployment only maps the keypoints back to the image with :func:`crop_to_image`.
 
 Usage::
@@ -33,17 +33,18 @@ MIN_OPSET = 16
 KEYPOINT_TOLERANCE = 1e-2  # input-crop pixels
 SCORE_TOLERANCE = 1e-4
 INPUT_NAME = 'crops'
-OUTPUT_NAMES = ('keypoints', 'scores')
+OUTPUT_NAMES = ('keypoints', 'scores', 'sigmas')
 EMPTY_BATCH = ('a Poseur graph needs at least one crop, got a batch of 0: skip the call when '
                'an image has no person box')
 
 
 class PoseurDeployModel(nn.Module):
-    """A top-down Poseur estimator as one function: crops -> keypoints and scores.
+    """A top-down Poseur estimator as one function: crops -> keypoints, scores, sigmas.
 
     Runs the estimator's normalisation (``data_preprocessor``: channel order, mean, std), the
     backbone, the neck and the head's last decoder layer, then decodes in the graph:
-    coordinates times the codec's input size (w, h) and the head's Laplace score. With flip
+    coordinates and sigmas times the codec's input size (w, h) and the head's Laplace
+    score. With flip
     test (the config's ``test_cfg.flip_test`` unless ``flip_test`` says otherwise) the graph
     also runs the horizontally flipped crops and fuses both passes exactly as
     :meth:`PoseurHead.predict` does (``flip_coordinates`` with the config's
@@ -88,14 +89,15 @@ class PoseurDeployModel(nn.Module):
             self.flip_indices = list(flip_indices)
         self.eval()
 
-    def forward(self, crops: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, crops: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """
         Args:
             crops (Tensor): person crops as ``PackPoseInputs`` makes them (BGR when the
                 pipeline loads with OpenCV), float, shape (B, 3, H, W).
 
         Returns:
-            tuple[Tensor, Tensor]: keypoints in crop pixels (B, K, 2) and scores (B, K).
+            tuple[Tensor, Tensor, Tensor]: keypoints in crop pixels (B, K, 2), scores
+            (B, K) and each keypoint's Laplace scale per axis in crop pixels (B, K, 2).
         """
         if not torch.jit.is_tracing() and len(crops) == 0:
             raise ValueError(EMPTY_BATCH)
@@ -106,13 +108,14 @@ class PoseurDeployModel(nn.Module):
             crops = (crops - preprocessor.mean) / preprocessor.std
         feats = self.model.extract_feat(crops)
         feats_flip = self.model.extract_feat(crops.flip(-1)) if self.flip_test else None
-        coords, _, scores = self.model.head.coords_sigma_scores(feats, feats_flip,
-                                                                self.flip_indices,
-                                                                self.shift_coords)
-        return coords * self.crop_size, scores
+        coords, sigma, scores = self.model.head.coords_sigma_scores(feats, feats_flip,
+                                                                    self.flip_indices,
+                                                                    self.shift_coords)
+        return coords * self.crop_size, scores, sigma * self.crop_size
 
 
-def run_onnx(session: ort.InferenceSession, crops: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def run_onnx(session: ort.InferenceSession,
+             crops: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run an exported graph on crops.
 
     Args:
@@ -120,15 +123,16 @@ def run_onnx(session: ort.InferenceSession, crops: np.ndarray) -> Tuple[np.ndarr
         crops (np.ndarray): float32 crops, shape (B, 3, H, W), B >= 1.
 
     Returns:
-        tuple[np.ndarray, np.ndarray]: keypoints in crop pixels (B, K, 2), scores (B, K).
+        tuple[np.ndarray, np.ndarray, np.ndarray]: keypoints in crop pixels (B, K, 2),
+        scores (B, K) and sigmas in crop pixels (B, K, 2).
 
     Raises:
         ValueError: for an empty batch, which the graph's GroupNorm reshape cannot take.
     """
     if len(crops) == 0:
         raise ValueError(EMPTY_BATCH)
-    keypoints, scores = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops})
-    return keypoints, scores
+    keypoints, scores, sigmas = session.run(list(OUTPUT_NAMES), {INPUT_NAME: crops})
+    return keypoints, scores, sigmas
 
 
 def crop_to_image(keypoints: np.ndarray, input_center: np.ndarray, input_scale: np.ndarray,
@@ -224,11 +228,11 @@ def compare_with_pytorch(model: TopdownPoseEstimator, onnx_file: str, batch: dic
         flip_test (bool): whether the graph was exported with flip test.
 
     Returns:
-        dict: ``keypoint_error`` (max abs, crop pixels), ``score_error`` (max abs) and
-        ``num_crops``.
+        dict: ``keypoint_error`` and ``sigma_error`` (max abs, crop pixels),
+        ``score_error`` (max abs) and ``num_crops``.
     """
     session = ort.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
-    keypoints, scores = run_onnx(session, torch.stack(batch['inputs']).float().numpy())
+    keypoints, scores, sigmas = run_onnx(session, torch.stack(batch['inputs']).float().numpy())
 
     configured = model.test_cfg.get('flip_test', False)
     model.test_cfg['flip_test'] = flip_test
@@ -237,7 +241,7 @@ def compare_with_pytorch(model: TopdownPoseEstimator, onnx_file: str, batch: dic
             results = model.test_step(batch)
     finally:
         model.test_cfg['flip_test'] = configured
-    keypoint_error = score_error = 0.0
+    keypoint_error = sigma_error = score_error = 0.0
     for i, result in enumerate(results):
         meta = result.metainfo
         crop_scale = np.asarray(meta['input_size']) / meta['input_scale']  # crop px / image px
@@ -245,15 +249,18 @@ def compare_with_pytorch(model: TopdownPoseEstimator, onnx_file: str, batch: dic
                                  meta['input_size'])
         diff = np.abs(in_image - result.pred_instances.keypoints[0]) * crop_scale
         keypoint_error = max(keypoint_error, float(diff.max()))
+        sigma_diff = np.abs(sigmas[i] - result.pred_instances.keypoint_sigmas[0] * crop_scale)
+        sigma_error = max(sigma_error, float(sigma_diff.max()))
         score_diff = np.abs(scores[i] - result.pred_instances.keypoint_scores[0])
         score_error = max(score_error, float(score_diff.max()))
-    return dict(keypoint_error=keypoint_error, score_error=score_error, num_crops=len(results))
+    return dict(keypoint_error=keypoint_error, sigma_error=sigma_error, score_error=score_error,
+                num_crops=len(results))
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Export a top-down Poseur model to ONNX (crops -> keypoints in crop '
-        'pixels, scores; dynamic batch) and check onnxruntime against PyTorch.')
+        description='Export a top-down Poseur model to ONNX (crops -> keypoints and sigmas in '
+        'crop pixels, scores; dynamic batch) and check onnxruntime against PyTorch.')
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('out', help='output .onnx file')
@@ -269,7 +276,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         metavar='IMAGE',
         help='images to compare onnxruntime with PyTorch on (one whole-image '
         'crop each); the command fails when keypoints differ by more than '
-        f'{KEYPOINT_TOLERANCE} crop pixels or scores by more than '
+        f'{KEYPOINT_TOLERANCE} crop pixels (keypoints or sigmas) or scores by more than '
         f'{SCORE_TOLERANCE}')
     parser.add_argument(
         '--no-flip-test',
@@ -293,8 +300,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     errors = compare_with_pytorch(model, args.out, make_crops(model, args.check_images),
                                   flip_test)
     print(f'onnxruntime vs PyTorch, {errors["num_crops"]} crop(s): max keypoint error '
-          f'{errors["keypoint_error"]:.2e} px, max score error {errors["score_error"]:.2e}')
-    if errors['keypoint_error'] > KEYPOINT_TOLERANCE or errors['score_error'] > SCORE_TOLERANCE:
+          f'{errors["keypoint_error"]:.2e} px, max sigma error {errors["sigma_error"]:.2e} px, '
+          f'max score error {errors["score_error"]:.2e}')
+    if (max(errors['keypoint_error'], errors['sigma_error']) > KEYPOINT_TOLERANCE
+            or errors['score_error'] > SCORE_TOLERANCE):
         raise SystemExit(f'onnxruntime differs from PyTorch beyond the tolerances '
                          f'({KEYPOINT_TOLERANCE} px, {SCORE_TOLERANCE} score)')
 
