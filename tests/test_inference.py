@@ -13,6 +13,7 @@ from mmpose.datasets import CocoDataset
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
 from mmpose.structures import merge_data_samples
 
+from poseur_mm.apis import PoseurInferencer
 from poseur_tiny_checkpoint import CONFIG, annotated_boxes
 from tiny_model import COCO_ROOT
 
@@ -90,6 +91,22 @@ def test_inferencer_on_the_whole_image_writes_picture_and_predictions(inferencer
     with open(tmp_path / 'pred' / osp.basename(IMAGE).replace('.jpg', '.json')) as f:
         saved = json.load(f)
     np.testing.assert_allclose(saved[0]['keypoints'], keypoints, atol=1e-3)
+
+
+def test_poseur_inferencer_returns_and_writes_keypoint_sigmas(checkpoint, tmp_path):
+    """MMPose's split_instances drops the sigmas; PoseurInferencer keeps them in the returned
+    and in the written predictions."""
+    inferencer = PoseurInferencer(model=CONFIG, weights=checkpoint, det_model='whole_image',
+                                  device='cpu')
+    result = next(inferencer(IMAGE, pred_out_dir=str(tmp_path)))
+    with open(tmp_path / osp.basename(IMAGE).replace('.jpg', '.json')) as f:
+        saved = json.load(f)
+    for instance in (result['predictions'][0][0], saved[0]):
+        sigmas = np.array(instance['keypoint_sigmas'])
+        assert sigmas.shape == (NUM_JOINTS, 2)
+        assert (np.isfinite(sigmas) & (sigmas > 0)).all()
+        assert len(instance['keypoints']) == NUM_JOINTS  # MMPose's own fields stay
+    assert saved[0]['keypoint_sigmas'] == result['predictions'][0][0]['keypoint_sigmas']
 
 
 def test_inferencer_without_detector_ignores_given_boxes(inferencer):
