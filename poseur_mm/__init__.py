@@ -8,7 +8,7 @@ from .compat import check_dependencies
 
 check_dependencies()
 
-from . import engine, models  # noqa: E402,F401  (registers the modules)
+from . import engine, models, visualization  # noqa: E402,F401  (registers the modules)
 from . import checkpoint  # noqa: E402,F401  (torch.load allow-list for Runner checkpoints)
 from .ops import emsda_sampling  # noqa: E402
 
