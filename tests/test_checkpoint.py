@@ -11,7 +11,7 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import Runner, load_checkpoint
 
 import poseur_mm  # noqa: F401  (applies the allow-list)
-from poseur_mm.checkpoint import MMENGINE_CHECKPOINT_GLOBALS
+from poseur_mm.compat.checkpoint_globals import MMENGINE_CHECKPOINT_GLOBALS
 from tiny_model import COCO_ROOT, CODEC, tiny_model, tiny_model_cfg
 
 VAL_PIPELINE = [dict(type='LoadImage'), dict(type='GetBBoxCenterScale'),

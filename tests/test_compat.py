@@ -1,7 +1,7 @@
 """import poseur_mm refuses OpenMMLab versions it does not support, naming the fix."""
 import pytest
 
-from poseur_mm import compat
+from poseur_mm.compat import versions as compat
 
 
 def test_installed_versions_pass():

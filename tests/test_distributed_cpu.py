@@ -29,7 +29,7 @@ def _write_config(path: str, batch_size: int) -> str:
     val_pipeline = [s for s in train_pipeline() if s['type'] != 'GenerateTarget']
     cfg = dict(
         default_scope='mmpose',
-        custom_imports=dict(imports=['poseur_mm', 'poseur_mm.engine.gloo_process_group'],
+        custom_imports=dict(imports=['poseur_mm', 'poseur_mm.compat.gloo_process_group'],
                             allow_failed_imports=False),
         model=model,
         model_wrapper_cfg=dict(type='DeviceAwareDistributedDataParallel'),

@@ -34,7 +34,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_mod
 from mmpose.apis import MMPoseInferencer, inference_topdown, init_model
 
 import poseur_mm  # noqa: F401  (allow-list, registration)
-from poseur_mm.checkpoint import MMENGINE_CHECKPOINT_GLOBALS
+from poseur_mm.compat.checkpoint_globals import MMENGINE_CHECKPOINT_GLOBALS
 from poseur_tiny_checkpoint import CONFIG as TINY_CONFIG
 from tiny_model import COCO_ROOT
 

@@ -1,4 +1,5 @@
-"""Checks that the installed OpenMMLab packages are versions poseur_mm works with."""
+"""Refuse OpenMMLab versions poseur_mm was not built for (no upstream gap: the plugin's own
+contract; MMCV's ``mmcv_minimum_version`` check covers only mmcv against mmpose)."""
 from importlib.metadata import PackageNotFoundError, version
 from typing import Dict, Tuple
 
@@ -10,14 +11,6 @@ REQUIRED_VERSIONS: Dict[str, Tuple[str, str]] = {
 }
 
 
-def _parse(text: str) -> Tuple[int, ...]:
-    parts = []
-    for part in text.split('+')[0].split('.')[:3]:
-        digits = ''.join(ch for ch in part if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
-
-
 def check_dependencies() -> None:
     """Raise ImportError naming every OpenMMLab package whose version does not fit.
 
@@ -25,16 +18,19 @@ def check_dependencies() -> None:
         ImportError: a package is missing or outside its supported range; the message
             gives the found and the required versions and how to fix it.
     """
+    found = {}
     problems = []
     for package, (low, high) in REQUIRED_VERSIONS.items():
         try:
-            found = version(package)
+            found[package] = version(package)
         except PackageNotFoundError:
             problems.append(f'{package} is not installed (need >={low},<{high})')
-            continue
-        if not _parse(low) <= _parse(found) < _parse(high):
-            problems.append(f'{package} {found} is installed but poseur_mm needs '
-                            f'>={low},<{high}')
+    if not problems:  # mmengine is importable only now
+        from mmengine.utils import digit_version
+        for package, (low, high) in REQUIRED_VERSIONS.items():
+            if not digit_version(low) <= digit_version(found[package]) < digit_version(high):
+                problems.append(f'{package} {found[package]} is installed but poseur_mm needs '
+                                f'>={low},<{high}')
     if problems:
         raise ImportError('poseur_mm cannot run with these packages: ' + '; '.join(problems) +
                           '. Run tools/setup_env.sh to build the pinned environment '

@@ -1,4 +1,5 @@
-"""Let ``torch.load(weights_only=True)`` read the checkpoints MMEngine's Runner saves.
+"""Let ``torch.load(weights_only=True)`` read the checkpoints MMEngine's Runner saves (can go
+when MMEngine loads its own checkpoints with ``weights_only`` and an allow-list).
 
 torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7 calls
 ``torch.load`` without the argument: ``load_from``, ``mim test`` and ``--resume`` then stop at

@@ -1,10 +1,11 @@
-"""Distributed data parallel training on CPUs (gloo), selected from the config.
+"""Distributed data parallel training on CPUs (gloo), selected from the config (can go when
+MMEngine's ``init_dist`` and runner support CPU-only machines).
 
 MMEngine 0.10.7 assumes a GPU per process: its ``init_dist`` calls ``torch.cuda.set_device``
 and its runner wraps the model with ``device_ids=[LOCAL_RANK]``; both fail on a CPU-only
 machine. A config enables CPU training under ``torchrun ... --launcher pytorch`` with::
 
-    custom_imports = dict(imports=['poseur_mm', 'poseur_mm.engine.gloo_process_group'],
+    custom_imports = dict(imports=['poseur_mm', 'poseur_mm.compat.gloo_process_group'],
                           allow_failed_imports=False)
     model_wrapper_cfg = dict(type='DeviceAwareDistributedDataParallel')
 

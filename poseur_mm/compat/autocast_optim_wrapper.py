@@ -1,4 +1,5 @@
-"""bfloat16 autocast training on any device, including the CPU."""
+"""bfloat16 autocast training on any device, including the CPU (can go when MMEngine's
+``AmpOptimWrapper`` accepts the CPU)."""
 from contextlib import contextmanager
 
 import torch
