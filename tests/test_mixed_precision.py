@@ -29,8 +29,8 @@ def test_autocast_keeps_loss_and_coordinates_float32(dtype):
             outputs = model.head.forward_all(feats_low)
             losses = model.head.loss(feats_low, samples)
 
-    assert outputs['layers']['coords'][-1].dtype == torch.float32
-    assert outputs['layers']['sigma_logits'][-1].dtype == torch.float32
+    assert outputs['layers'].coords[-1].dtype == torch.float32
+    assert outputs['layers'].sigma_logits[-1].dtype == torch.float32
     for name, value in losses.items():
         if name.startswith('loss'):
             assert value.dtype == torch.float32, name
@@ -62,7 +62,7 @@ def test_head_runs_in_float32_under_autocast(dtype):
     for name in ('query', 'query_pos', 'memory', 'reference_points'):
         assert inputs[name].dtype == torch.float32, name
     for key in ('coords', 'sigma_logits'):
-        for value, expected in zip(decoded[key], reference['layers'][key]):
+        for value, expected in zip(getattr(decoded, key), getattr(reference['layers'], key)):
             assert value.dtype == torch.float32
             torch.testing.assert_close(value, expected, rtol=0, atol=1e-5)
     for key in ('coords', 'sigma_logits'):

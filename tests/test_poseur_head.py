@@ -76,9 +76,9 @@ def test_output_shapes_train_and_eval(num_joints):
     assert out['num_groups'] == 4
     assert out['coarse']['coords'].shape == (2, num_joints, 2)
     assert out['coarse']['sigma_logits'].shape == (2, num_joints, 2)
-    assert len(out['layers']['coords']) == len(out['layers']['sigma_logits']) == 2
-    for tensor in out['layers']['coords'] + out['layers']['sigma_logits']:
-        assert tensor.shape == (2, 4 * num_joints, 2)
+    # stacked per layer: (num_layers, B, G * K, 2)
+    assert out['layers'].coords.shape == out['layers'].sigma_logits.shape == \
+        (2, 2, 4 * num_joints, 2)
     losses = head.loss(x, samples(num_joints=num_joints))
     assert set(losses) == {'loss_coarse', 'loss_dec0', 'loss_dec1', 'acc_pose'}
     assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
@@ -87,7 +87,7 @@ def test_output_shapes_train_and_eval(num_joints):
     with torch.no_grad():
         out = head.forward_all(x)
         assert out['num_groups'] == 1
-        for tensor in out['layers']['coords'] + out['layers']['sigma_logits']:
+        for tensor in [*out['layers'].coords, *out['layers'].sigma_logits]:
             assert tensor.shape == (2, num_joints, 2)
         assert head(x).shape == (2, num_joints, 4)
         preds = head.predict(x, samples(num_joints=num_joints))
@@ -134,8 +134,8 @@ def test_published_size_shapes():
     assert memory['memory'].shape == (1, 4080, 256)
     assert memory['spatial_shapes'].tolist() == [[64, 48], [32, 24], [16, 12], [8, 6]]
     out = head.forward_all(x)
-    assert len(out['layers']['coords']) == 6
-    assert out['layers']['coords'][-1].shape == (1, 68, 2)
+    assert len(out['layers'].coords) == 6
+    assert out['layers'].coords[-1].shape == (1, 68, 2)
 
 
 def test_noisy_groups_never_change_the_real_group():
@@ -162,11 +162,11 @@ def test_noisy_groups_never_change_the_real_group():
 
     base, other = run(refs), run(changed)
     for key in ('coords', 'sigma_logits'):
-        for a, b in zip(base[key], other[key]):
+        for a, b in zip(getattr(base, key), getattr(other, key)):
             torch.testing.assert_close(a[:, :17], b[:, :17], rtol=1e-6, atol=1e-6)
             assert (a[:, 17:] - b[:, 17:]).abs().max() > 1e-3
     merged, merged_other = run(refs, 1), run(changed, 1)
-    assert (merged['coords'][-1][:, :17] - merged_other['coords'][-1][:, :17]).abs().max() > 1e-4
+    assert (merged.coords[-1][:, :17] - merged_other.coords[-1][:, :17]).abs().max() > 1e-4
 
 
 def test_real_group_matches_eval_mode_when_dropout_is_off():
@@ -183,9 +183,9 @@ def test_real_group_matches_eval_mode_when_dropout_is_off():
         for seed in (1, 2):
             torch.manual_seed(seed)
             out = head.forward_all(x)
-            assert out['layers']['coords'][0].shape[1] == 68
+            assert out['layers'].coords[0].shape[1] == 68
             for key in ('coords', 'sigma_logits'):
-                for a, b in zip(reference['layers'][key], out['layers'][key]):
+                for a, b in zip(getattr(reference['layers'], key), getattr(out['layers'], key)):
                     torch.testing.assert_close(b[:, :17], a, rtol=1e-6, atol=1e-6)
 
 
@@ -291,6 +291,12 @@ def test_init_survives_a_head_init_cfg():
     (dict(noisy_points_per_group=18), 'noisy_points_per_group'),
     (dict(in_channels=36, embed_dims=36,
           query_decoder=dict(layer_cfg=dict(num_heads=8))), 'divisible by num_heads'),
+    # the head states embed_dims and the levels once; a second value is refused, not
+    # silently overwritten
+    (dict(query_decoder=dict(layer_cfg=dict(embed_dims=64))),
+     r'layer_cfg.embed_dims is set by PoseurHead.embed_dims.*got 64'),
+    (dict(query_decoder=dict(layer_cfg=dict(num_levels=3))),
+     r'layer_cfg.num_levels is set by PoseurHead.num_feature_levels.*got 3'),
 ])
 def test_bad_arguments_raise_value_errors(kwargs, match):
     cfg = dict(type='PoseurHead', in_channels=32, embed_dims=32, num_joints=17)

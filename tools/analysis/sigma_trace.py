@@ -53,7 +53,7 @@ class SigmaTraceHook(Hook):
             lambda module, args, out: self._sigma.update(coarse=out.detach()))
         head.query_decoder.register_forward_hook(
             lambda module, args, out: self._sigma.update(
-                {f'dec{i}': s.detach() for i, s in enumerate(out['sigma_logits'])}))
+                {f'dec{i}': s.detach() for i, s in enumerate(out.sigma_logits)}))
         branches = dict(coarse=head.coarse_sigma.parameters())
         branches.update({f'dec{i}': branch.parameters()
                          for i, branch in enumerate(head.query_decoder.sigma_branches)})
@@ -106,7 +106,7 @@ def sigma_error_stats(model, cfg: Config) -> pd.DataFrame:
             out = model.head.forward_all(model.extract_feat(data['inputs']))
             outputs = dict(coarse=(out['coarse']['coords'], out['coarse']['sigma_logits']))
             outputs.update({f'dec{i}': pair for i, pair in enumerate(
-                zip(out['layers']['coords'], out['layers']['sigma_logits']))})
+                zip(out['layers'].coords, out['layers'].sigma_logits))})
             for name, (coords, logits) in outputs.items():
                 sigmas.setdefault(name, []).append(logits.sigmoid()[visible])
                 errors.setdefault(name, []).append((coords - target).abs()[visible])

@@ -58,9 +58,10 @@ class PoseurHead(BaseHead):
         num_joints (int): keypoints K.
         num_feature_levels (int): feature levels L from the neck. Defaults to 4.
         embed_dims (int): transformer channels C. Defaults to 256.
-        query_decoder (dict, optional): :class:`PoseurDecoder` arguments except ``layer_cfg``'s
-            ``embed_dims`` and ``num_levels``, which follow this head. Defaults to 6 layers
-            with 8 heads, 4 points, FFN 1024 and dropout 0.1.
+        query_decoder (dict, optional): :class:`PoseurDecoder` arguments. Its ``layer_cfg``
+            must not set ``embed_dims`` or ``num_levels``: the head passes its own
+            ``embed_dims`` and ``num_feature_levels``. Defaults to 6 layers with 8 heads,
+            4 points, FFN 1024 and dropout 0.1.
         num_noise_groups (int): noisy query groups while training. Defaults to 3.
         noisy_points_per_group (int): perturbed keypoints per group on average; the slots
             are drawn at random among all noisy-group slots, once per batch. Defaults to 4.
@@ -123,6 +124,11 @@ class PoseurHead(BaseHead):
             dict(type='KeypointEncoder', num_joints=num_joints, embed_dims=embed_dims))
         query_decoder = copy.deepcopy(query_decoder) if query_decoder else {}
         layer_cfg = query_decoder.setdefault('layer_cfg', {})
+        for key, owner in (('embed_dims', 'embed_dims'), ('num_levels', 'num_feature_levels')):
+            if key in layer_cfg:
+                raise ValueError(
+                    f'query_decoder.layer_cfg.{key} is set by PoseurHead.{owner}: remove it '
+                    f'from layer_cfg (got {layer_cfg[key]}) and set the head\'s {owner}')
         layer_cfg.update(embed_dims=embed_dims, num_levels=num_feature_levels)
         self.query_decoder = MODELS.build(dict(type='PoseurDecoder', **query_decoder))
         self.coarse_loss = MODELS.build(loss)
@@ -227,8 +233,8 @@ class PoseurHead(BaseHead):
 
         Returns:
             dict: ``coarse`` (see :meth:`predict_coarse`), ``layers`` (the decoder's
-            ``coords`` and ``sigma_logits``, one (B, Q, 2) tensor per layer each) and
-            ``num_groups`` G.
+            :class:`DecoderOutputs`: ``coords`` and ``sigma_logits``, each
+            (num_layers, B, Q, 2)) and ``num_groups`` G.
         """
         self.check_feats(feats)
         # the whole head runs in float32 under autocast, as the release's transformer does
@@ -257,9 +263,8 @@ class PoseurHead(BaseHead):
             Tensor: normalised coordinates and sigma logits, shape (B, K, 4).
         """
         layers = self.forward_all(feats)['layers']
-        coords = layers['coords'][-1][:, :self.num_joints]
-        sigma_logits = layers['sigma_logits'][-1][:, :self.num_joints]
-        return torch.cat((coords, sigma_logits), dim=-1)
+        return torch.cat((layers.coords[-1], layers.sigma_logits[-1]),
+                         dim=-1)[:, :self.num_joints]
 
     def _coords_and_sigma(self, feats: Tuple[Tensor]) -> Tuple[Tensor, Tensor]:
         output = self.forward(feats)
@@ -406,12 +411,11 @@ class PoseurHead(BaseHead):
         groups = outputs['num_groups']
         group_target, group_weight = target.repeat(1, groups, 1), weight.repeat(1, groups)
         layers = outputs['layers']
-        for i, (coords, sigma_logits) in enumerate(zip(layers['coords'],
-                                                       layers['sigma_logits'])):
-            losses[f'loss_dec{i}'] = self.decoder_loss(coords, sigma_logits, group_target,
-                                                       group_weight)
+        for i in range(layers.coords.shape[0]):
+            losses[f'loss_dec{i}'] = self.decoder_loss(layers.coords[i], layers.sigma_logits[i],
+                                                       group_target, group_weight)
 
-        final = layers['coords'][-1][:, :self.num_joints]
+        final = layers.coords[-1][:, :self.num_joints]
         _, avg_acc, _ = keypoint_pck_accuracy(
             pred=to_numpy(final),
             gt=to_numpy(target),

@@ -1,5 +1,7 @@
 from .emsda_attention import EMSDAttention
 from .keypoint_encoder import KeypointEncoder
-from .poseur_decoder import PoseurDecoder, PoseurDecoderLayer
+from .poseur_decoder import DecoderOutputs, PoseurDecoder, PoseurDecoderLayer
 
-__all__ = ['EMSDAttention', 'KeypointEncoder', 'PoseurDecoder', 'PoseurDecoderLayer']
+__all__ = [
+    'DecoderOutputs', 'EMSDAttention', 'KeypointEncoder', 'PoseurDecoder', 'PoseurDecoderLayer'
+]

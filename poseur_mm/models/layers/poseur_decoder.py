@@ -1,21 +1,19 @@
 """Poseur's query decoder: post-norm layers with iterative reference refinement."""
-import copy
-from typing import Dict, List, Optional
+from typing import List, NamedTuple, Optional
 
 import torch
+from mmdet.models.layers.transformer import inverse_sigmoid
 from mmengine.model import BaseModule
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
 from .emsda_attention import EMSDAttention
 
-INVERSE_SIGMOID_EPS = 1e-5
 
-
-def inverse_sigmoid(x: Tensor, eps: float = INVERSE_SIGMOID_EPS) -> Tensor:
-    """``log(x / (1 - x))`` of x clamped to [0, 1], both terms floored at ``eps``."""
-    x = x.clamp(0, 1)
-    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
+class DecoderOutputs(NamedTuple):
+    """What :class:`PoseurDecoder` returns; M: decoder layers, B: batch, Q: queries."""
+    coords: Tensor  # normalised (x, y) of every layer, (M, B, Q, 2)
+    sigma_logits: Tensor  # sigma logits of every layer, (M, B, Q, 2)
 
 
 def mlp(in_dims: int, hidden_dims: int, out_dims: int, num_layers: int,
@@ -85,6 +83,7 @@ class PoseurDecoderLayer(BaseModule):
             nn.Linear(ffn_dims, embed_dims))
         self.dropout = nn.Dropout(dropout)
         self.norms = nn.ModuleList(nn.LayerNorm(embed_dims) for _ in range(3))
+        self.embed_dims = embed_dims
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor,
                 reference_points: Tensor, spatial_shapes: Tensor, num_groups: int) -> Tensor:
@@ -132,10 +131,9 @@ class PoseurDecoder(BaseModule):
 
     def __init__(self, num_layers: int = 6, layer_cfg: Optional[dict] = None):
         super().__init__()
-        layer_cfg = copy.deepcopy(layer_cfg) if layer_cfg else {}
-        self.layers = nn.ModuleList(PoseurDecoderLayer(**layer_cfg) for _ in range(num_layers))
-        embed_dims = self.layers[0].norms[0].normalized_shape[0]
-        self.embed_dims = embed_dims
+        self.layers = nn.ModuleList(
+            PoseurDecoderLayer(**(layer_cfg or {})) for _ in range(num_layers))
+        self.embed_dims = embed_dims = self.layers[0].embed_dims
         self.delta_branches = nn.ModuleList(
             mlp(embed_dims, embed_dims, 2, 3, activation=True) for _ in range(num_layers))
         self.out_delta_branches = nn.ModuleList(
@@ -169,7 +167,7 @@ class PoseurDecoder(BaseModule):
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor,
                 reference_points: Tensor, spatial_shapes: Tensor,
-                num_groups: int) -> Dict[str, List[Tensor]]:
+                num_groups: int) -> DecoderOutputs:
         """
         Note:
             B: batch size, Q: queries (all groups), N: memory tokens, C: channels.
@@ -183,7 +181,8 @@ class PoseurDecoder(BaseModule):
             num_groups (int): query groups that must not attend to each other.
 
         Returns:
-            dict: ``coords`` and ``sigma_logits``, one (B, Q, 2) tensor per layer each.
+            DecoderOutputs: ``coords`` and ``sigma_logits`` of every layer, stacked, each
+            (num_layers, B, Q, 2).
         """
         coords, sigma_logits = [], []
         ref = reference_points
@@ -193,4 +192,4 @@ class PoseurDecoder(BaseModule):
             ref = torch.sigmoid(delta(query) + inverse_sigmoid(ref))
             coords.append(ref + out_delta(query))
             sigma_logits.append(sigma(query))
-        return dict(coords=coords, sigma_logits=sigma_logits)
+        return DecoderOutputs(torch.stack(coords), torch.stack(sigma_logits))
