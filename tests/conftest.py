@@ -7,7 +7,7 @@ import torch
 from mmengine.logging import MMLogger
 from mmpose.apis import init_model
 
-from poseur_tiny_checkpoint import CONFIG, tiny_checkpoint
+from poseur_tiny_checkpoint import CONFIG, train_tiny_checkpoint
 from tiny_model import COCO_ROOT
 
 
@@ -32,10 +32,15 @@ def quiet_single_thread():
     logger.setLevel(level)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def checkpoint(tmp_path_factory) -> str:
-    """A briefly trained checkpoint of tests/data/poseur_tiny_inference.py (trained once)."""
-    return tiny_checkpoint(tmp_path_factory)
+    """A briefly trained checkpoint of tests/data/poseur_tiny_inference.py, trained once per
+    session and shared by the inference, export and calibration tests (read-only)."""
+    path = str(tmp_path_factory.mktemp('poseur_tiny') / 'tiny.pth')
+    losses = train_tiny_checkpoint(path)
+    if not all(map(torch.isfinite, torch.tensor(losses))):
+        raise RuntimeError(f'training the tiny test model diverged: losses {losses}')
+    return path
 
 
 @pytest.fixture(scope='module')

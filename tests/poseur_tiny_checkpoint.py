@@ -19,7 +19,6 @@ CONFIG = osp.join(osp.dirname(__file__), 'data', 'poseur_tiny_inference.py')
 TRAIN_STEPS = 5
 BATCH_SIZE = 4
 LEARNING_RATE = 1e-4
-_trained = {}
 
 
 def train_tiny_checkpoint(out_file: str) -> list:
@@ -49,17 +48,6 @@ def train_tiny_checkpoint(out_file: str) -> list:
         losses.append(float(loss))
     torch.save({'state_dict': model.state_dict()}, out_file)
     return losses
-
-
-def tiny_checkpoint(tmp_path_factory) -> str:
-    """Path of the trained checkpoint; trained once per test session."""
-    if 'path' not in _trained:
-        path = str(tmp_path_factory.mktemp('poseur_tiny') / 'tiny.pth')
-        losses = train_tiny_checkpoint(path)
-        if not all(map(torch.isfinite, torch.tensor(losses))):
-            raise RuntimeError(f'training the tiny test model diverged: losses {losses}')
-        _trained['path'] = path
-    return _trained['path']
 
 
 def annotated_boxes(image_path: str) -> np.ndarray:
