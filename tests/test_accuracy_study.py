@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 
-from poseur_mm.tools import accuracy_study
+from projects.synthetic_pose import accuracy_study
 
 
 def study(out_dir, *args):

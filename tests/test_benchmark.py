@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmpose.registry import MODELS
 
 from poseur_mm.ops import emsda_sampling
-from poseur_mm.tools import benchmark, emsda_benchmark
+from tools.analysis import benchmark, emsda_benchmark
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -44,7 +44,7 @@ def read_csv(path):
 def quick_run(tmp_path_factory):
     """The command as a user runs it, in its own process (it tunes malloc to measure memory)."""
     out_dir = str(tmp_path_factory.mktemp('benchmark'))
-    command = [sys.executable, '-W', 'ignore', '-m', 'poseur_mm.tools.benchmark', '--quick']
+    command = [sys.executable, '-W', 'ignore', '-m', 'tools.analysis.benchmark', '--quick']
     command += ['--threads', '1', '--no-progress', '--out-dir', out_dir, '--accuracy-study']
     subprocess.run(command, check=True, cwd=REPO)
     results = dict(

@@ -1,6 +1,6 @@
 """Accuracy against input resolution: Poseur, heatmap and RLE on the synthetic set.
 
-The three synthetic-set configs of ``projects/synthetic_pose/configs`` (same ResNet-18 from
+The three synthetic-set configs of ``configs/`` beside this file (same ResNet-18 from
 scratch, augmentation, optimizer and schedule; they differ only in neck, head and codec)
 are trained with MMPose's runner at each input size and evaluated once at the end by
 ``CocoMetric`` on the ground-truth boxes of the validation split. The paper's claim under
@@ -12,7 +12,8 @@ run. ``--resume`` keeps the finished runs of that directory and trains only the 
 so a study can be split over several sessions or machines. ``--quick`` trains one iteration
 per run on a set of a few images: it checks the pipeline, its AP numbers mean nothing.
 
-Run ``python -m poseur_mm.tools.accuracy_study --help`` (or ``poseur-bench --accuracy-study``).
+Run ``python -m projects.synthetic_pose.accuracy_study --help`` from the repository root (or
+``python -m tools.analysis.benchmark --accuracy-study``).
 """
 import argparse
 import csv
@@ -29,11 +30,10 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from tqdm import tqdm
 
-from poseur_mm.tools.emsda_benchmark import machine_summary, set_threads
-from poseur_mm.tools.report import write_tables
-from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, generator_digest, own_visualizer,
-                                            prepare_data, set_data_root, set_epochs,
-                                            set_input_size)
+from tools.analysis.emsda_benchmark import machine_summary, set_threads
+from tools.analysis.report import write_tables
+from .synthetic_runs import (SYNTHETIC_CONFIGS, generator_digest, own_visualizer, prepare_data,
+                             set_data_root, set_epochs, set_input_size)
 
 # model name -> config; 'heatmap' is the baseline the others are compared with
 MODELS = {
@@ -222,7 +222,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         sizes = tuple(zip(args.input_sizes[::2], args.input_sizes[1::2]))
     set_threads(args.threads)
     prepare_data(data_root, num_train=num_train, num_val=num_val, seed=args.seed)
-    command = 'python -m poseur_mm.tools.accuracy_study ' + shlex.join(
+    command = 'python -m projects.synthetic_pose.accuracy_study ' + shlex.join(
         sys.argv[1:] if argv is None else list(argv))
     header = (f'Accuracy study on {machine_summary(torch.device("cpu"))}: {num_train} training '
               f'and {num_val} validation images (seed {args.seed}), {epochs} epochs of batch 16 '

@@ -12,17 +12,17 @@ For every model config, and for each distinct backbone on its own, it measures:
   forward passes after warm-up, all models interleaved round-robin so that load from other
   jobs hits them alike; torch threads fixed and printed;
 - peak memory of one batch-N forward pass (see
-  :func:`poseur_mm.tools.emsda_benchmark.peak_memory_mib`).
+  :func:`tools.analysis.emsda_benchmark.peak_memory_mib`).
 
 Timed is the network (``mode='tensor'``: backbone, neck, head) in eval mode, without data
 pre-processing or decoding. Each model is compared with the heatmap model of the same
 backbone and input size in the run (its "paired baseline"), and with the bare backbone
 (the head+neck cost). Writes ``cost_table.md``, ``cost_table.csv``, ``cost_table.png`` and,
-unless ``--skip-emsda``, the EMSDA micro-benchmark (:mod:`poseur_mm.tools.emsda_benchmark`);
+unless ``--skip-emsda``, the EMSDA micro-benchmark (:mod:`tools.analysis.emsda_benchmark`);
 with ``--accuracy-study``, the accuracy-vs-resolution study
-(:mod:`poseur_mm.tools.accuracy_study`).
+(:mod:`projects.synthetic_pose.accuracy_study`).
 
-Run ``python -m poseur_mm.tools.benchmark --help``.
+Run ``python -m tools.analysis.benchmark --help`` from the repository root.
 """
 import argparse
 import copy
@@ -44,11 +44,14 @@ from tqdm import tqdm
 
 import poseur_mm  # noqa: F401  (registers the plugin's modules)
 from poseur_mm.ops.emsda import _EMSDASamplingCPU
-from poseur_mm.tools import REPO_ROOT, accuracy_study, emsda_benchmark
-from poseur_mm.tools.emsda_benchmark import (machine_summary, peak_memory_mib, set_threads,
-                                             time_interleaved)
-from poseur_mm.tools.report import write_tables
+from projects.synthetic_pose import accuracy_study
+from tools.analysis import emsda_benchmark
+from tools.analysis.emsda_benchmark import (machine_summary, peak_memory_mib, set_threads,
+                                            time_interleaved)
+from tools.analysis.report import write_tables
 
+# the checkout this script is in: the default configs are its configs/
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Poseur ResNet-50 and its two baselines (heatmap SimpleBaseline, RLE regression)
 DEFAULT_CONFIGS = (
     'configs/body_2d_keypoint/poseur/coco/td-reg_res50_poseur-8xb32-325e_coco-256x192.py',
@@ -396,7 +399,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--accuracy-study',
         action='store_true',
         help='then train and evaluate Poseur, heatmap and RLE models at three input sizes on '
-        'the synthetic set (poseur_mm.tools.accuracy_study: hours on a CPU; --quick: minutes)')
+        'the synthetic set (projects.synthetic_pose.accuracy_study: hours on a CPU; --quick: '
+        'minutes)')
     return parser.parse_args(argv)
 
 
@@ -412,11 +416,11 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
     emsda_benchmark.resolve_defaults(args)
     batch = args.batch_size or (2 if args.quick else 32)
     input_size = args.input_size or (QUICK_INPUT_SIZE if args.quick else None)
-    configs = args.configs or [osp.join(REPO_ROOT, c) for c in DEFAULT_CONFIGS]
+    configs = args.configs or [osp.join(REPO, c) for c in DEFAULT_CONFIGS]
     set_threads(args.threads)
     device = torch.device(args.device)
-    command = 'python -m poseur_mm.tools.benchmark ' + shlex.join(sys.argv[1:] if argv is
-                                                                  None else list(argv))
+    command = 'python -m tools.analysis.benchmark ' + shlex.join(sys.argv[1:] if argv is
+                                                                 None else list(argv))
     layout = 'channels-last' if args.channels_last else 'contiguous (NCHW)'
     header = (f'Cost table on {machine_summary(device)}; {layout} layout; median of '
               f'{args.repeats} runs after {args.warmup} warm-up. Command: `{command}`')
@@ -455,7 +459,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Console entry point (``poseur-bench``)."""
+    """Command-line entry point."""
     run(argv)
 
 

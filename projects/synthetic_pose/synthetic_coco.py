@@ -9,7 +9,9 @@ Layout under ``out_dir``::
 Every image comes from its own generator seeded by (seed, split, image index), so a
 dataset is fully determined by its arguments. Command line::
 
-    python -m poseur_mm.datasets.synthetic_coco --out-dir data/synthetic_pose
+    python -m projects.synthetic_pose.synthetic_coco --out-dir data/synthetic_pose
+
+from the repository root.
 """
 import argparse
 import json

@@ -17,7 +17,7 @@ memory, the locations, the weights and the projections. Times are medians over r
 after warm-up, variants interleaved round-robin so that load from other jobs hits all of
 them alike. Peak memory: see :func:`peak_memory_mib`.
 
-Run ``python -m poseur_mm.tools.emsda_benchmark --help``.
+Run ``python -m tools.analysis.emsda_benchmark --help`` from the repository root.
 """
 import argparse
 import ctypes
@@ -36,8 +36,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from poseur_mm.ops.emsda import _emsda_sampling_autograd, emsda_sampling
-from poseur_mm.ops.reference import deformable_detr_sampling, per_head_copy_sampling
-from poseur_mm.tools.report import write_tables
+from tools.analysis.emsda_reference import deformable_detr_sampling, per_head_copy_sampling
+from tools.analysis.report import write_tables
 
 # (H_l, W_l) of the four stride-4..32 maps of a top-down input (h x w)
 LEVELS = {
@@ -282,7 +282,7 @@ def markdown_table(rows: List[dict]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments shared with ``poseur_mm.tools.benchmark``."""
+    """Arguments shared with :mod:`tools.analysis.benchmark`."""
     parser.add_argument(
         '--threads',
         type=int,
