@@ -12,7 +12,7 @@ For every model config, and for each distinct backbone on its own, it measures:
   forward passes after warm-up, all models interleaved round-robin so that load from other
   jobs hits them alike; torch threads fixed and printed;
 - peak memory of one batch-N forward pass (see
-  :func:`tools.analysis.emsda_benchmark.peak_memory_mib`).
+  :func:`tools.analysis.measure.peak_memory_mib`).
 
 Timed is the network (``mode='tensor'``: backbone, neck, head) in eval mode, without data
 pre-processing or decoding. Each model is compared with the heatmap model of the same
@@ -46,9 +46,8 @@ import poseur_mm  # noqa: F401  (registers the plugin's modules)
 from poseur_mm.ops.emsda import _EMSDASamplingCPU
 from projects.synthetic_pose import accuracy_study
 from tools.analysis import emsda_benchmark
-from tools.analysis.emsda_benchmark import (machine_summary, peak_memory_mib, set_threads,
-                                            time_interleaved)
-from tools.analysis.report import write_tables
+from tools.analysis.measure import machine_summary, peak_memory_mib, set_threads, time_interleaved
+from tools.analysis.report import markdown_table, write_tables
 
 # the checkout this script is in: the default configs are its configs/
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -301,33 +300,22 @@ def add_comparisons(entries: List[Entry], rows: Dict[str, dict]) -> None:
             row[pct] = 100 * (row[key] - base) / base
 
 
-def _fmt(value, digits: int = 2) -> str:
-    if isinstance(value, str):
-        return value or '-'
-    return '-' if math.isnan(value) else f'{value:.{digits}f}'
-
-
-def markdown_table(rows: List[dict], batch: int) -> str:
-    """The cost table in markdown; ratios are over the paired heatmap model."""
-    lines = [
-        f'| model | input | params (M) | GFLOPs | latency b1 (ms) | ms/img b{batch} '
-        f'| img/s b{batch} | peak MiB b{batch} | params / hm | FLOPs / hm | latency / hm '
-        '| throughput / hm | head+neck FLOPs | head+neck latency b1 '
-        f'| head+neck ms/img b{batch} |', '|---|---|' + '---:|' * 13
-    ]
-    for r in rows:
-        lines.append(f"| {r['name']} | {r['input']} | {_fmt(r['params_m'])} | {_fmt(r['gflops'])} "
-                     f"| {_fmt(r['latency_ms'], 1)} | {_fmt(r['ms_per_image'], 1)} "
-                     f"| {_fmt(r['images_per_s'], 2)} | {_fmt(r['peak_mib'], 0)} "
-                     f"| {_fmt(r['params_vs_baseline'])} | {_fmt(r['gflops_vs_baseline'])} "
-                     f"| {_fmt(r['latency_vs_baseline'])} | {_fmt(r['throughput_vs_baseline'])} "
-                     f"| {_pct(r['head_neck_gflops_pct'])} | {_pct(r['head_neck_latency_pct'])} "
-                     f"| {_pct(r['head_neck_ms_per_image_pct'])} |")
-    return '\n'.join(lines)
-
-
-def _pct(value: float) -> str:
-    return '-' if math.isnan(value) else f'{value:+.1f}%'
+def table_columns(batch: int) -> Tuple[Tuple[str, str, str], ...]:
+    """(title, row key, format) of the markdown table's columns; ratios are over the paired
+    heatmap model ("hm"), head+neck costs over the bare backbone."""
+    return (('model', 'name', '{}'), ('input', 'input', '{}'),
+            ('params (M)', 'params_m', '{:.2f}'), ('GFLOPs', 'gflops', '{:.2f}'),
+            ('latency b1 (ms)', 'latency_ms', '{:.1f}'),
+            (f'ms/img b{batch}', 'ms_per_image', '{:.1f}'),
+            (f'img/s b{batch}', 'images_per_s', '{:.2f}'),
+            (f'peak MiB b{batch}', 'peak_mib', '{:.0f}'),
+            ('params / hm', 'params_vs_baseline', '{:.2f}'),
+            ('FLOPs / hm', 'gflops_vs_baseline', '{:.2f}'),
+            ('latency / hm', 'latency_vs_baseline', '{:.2f}'),
+            ('throughput / hm', 'throughput_vs_baseline', '{:.2f}'),
+            ('head+neck FLOPs', 'head_neck_gflops_pct', '{:+.1f}%'),
+            ('head+neck latency b1', 'head_neck_latency_pct', '{:+.1f}%'),
+            (f'head+neck ms/img b{batch}', 'head_neck_ms_per_image_pct', '{:+.1f}%'))
 
 
 def plot(rows: List[dict], path: str, batch: int) -> None:
@@ -354,9 +342,11 @@ def plot(rows: List[dict], path: str, batch: int) -> None:
     plt.close(fig)
 
 
-def write_outputs(rows: List[dict], out_dir: str, header: str, batch: int) -> List[str]:
-    """Write ``cost_table.md``, ``.csv`` and ``.png``; returns their paths."""
-    paths = write_tables(out_dir, 'cost_table', header, markdown_table(rows, batch), rows, FIELDS)
+def write_outputs(rows: List[dict], out_dir: str, header: str, table: str,
+                  batch: int) -> List[str]:
+    """Write ``cost_table.md`` (``header`` and the markdown ``table``), ``.csv`` and ``.png``;
+    returns their paths."""
+    paths = write_tables(out_dir, 'cost_table', header, table, rows, FIELDS)
     paths.append(osp.join(out_dir, 'cost_table.png'))
     plot(rows, paths[-1], batch)
     return paths
@@ -436,8 +426,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
         channels_last=args.channels_last)
     if skipped:
         header += '\n\nOps the FLOP count skips: ' + ', '.join(sorted(skipped))
-    print(markdown_table(rows, batch))
-    for path in write_outputs(rows, args.out_dir, header, batch):
+    table = markdown_table(rows, table_columns(batch))
+    print(table)
+    for path in write_outputs(rows, args.out_dir, header, table, batch):
         print(f'wrote {path}')
     results = dict(models=rows, emsda=[])
     if not args.skip_emsda:
