@@ -13,7 +13,8 @@ from mmengine.config import Config
 from mmpose.registry import MODELS
 
 from poseur_mm.ops import emsda_sampling
-from poseur_mm.tools import benchmark, emsda_benchmark
+from table_cells import markdown_cells
+from tools.analysis import benchmark, emsda_benchmark, measure, report
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -44,7 +45,7 @@ def read_csv(path):
 def quick_run(tmp_path_factory):
     """The command as a user runs it, in its own process (it tunes malloc to measure memory)."""
     out_dir = str(tmp_path_factory.mktemp('benchmark'))
-    command = [sys.executable, '-W', 'ignore', '-m', 'poseur_mm.tools.benchmark', '--quick']
+    command = [sys.executable, '-W', 'ignore', '-m', 'tools.analysis.benchmark', '--quick']
     command += ['--threads', '1', '--no-progress', '--out-dir', out_dir, '--accuracy-study']
     subprocess.run(command, check=True, cwd=REPO)
     results = dict(
@@ -91,8 +92,9 @@ def test_quick_run_writes_table_and_plot(quick_run):
     results, out_dir = quick_run
     table = open(osp.join(out_dir, 'cost_table.md')).read()
     assert 'torch threads 1' in table
+    cells = {line[0]: line[1:4] for line in markdown_cells(table)[1:]}
     for row in results['models']:
-        assert f"| {row['name']} | 64x48 | {row['params_m']:.2f} | {row['gflops']:.2f} |" in table
+        assert cells[row['name']] == ['64x48', f"{row['params_m']:.2f}", f"{row['gflops']:.2f}"]
     with open(osp.join(out_dir, 'cost_table.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     assert 'EMSDA micro-benchmark' in open(osp.join(out_dir, 'emsda_benchmark.md')).read()
@@ -133,7 +135,8 @@ def test_quick_run_includes_the_accuracy_study(quick_run):
         assert len(dumped) == 1
         assert tuple(Config.fromfile(dumped[0]).model.head.decoder.input_size) == (width, height)
     table = open(osp.join(out_dir, 'accuracy_study.md')).read()
-    assert 'torch threads 1' in table and table.count('| Poseur |') == 3
+    assert 'torch threads 1' in table
+    assert [line[0] for line in markdown_cells(table)].count('Poseur') == 3
     with open(osp.join(out_dir, 'accuracy_study.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
 
@@ -194,21 +197,21 @@ def test_peak_memory_sees_a_temporary_allocation():
         block = torch.ones(64 * 2**18)  # 64 MiB of float32, freed on return
         return float(block[0])
 
-    peak = emsda_benchmark.peak_memory_mib(allocate, torch.device('cpu'))
+    peak = measure.peak_memory_mib(allocate, torch.device('cpu'))
     if math.isnan(peak):
         pytest.skip('no glibc / procfs: peak memory is not measured on this platform')
     assert 60 < peak < 80
-    assert emsda_benchmark.peak_memory_mib(lambda: None, torch.device('cpu')) < 8
+    assert measure.peak_memory_mib(lambda: None, torch.device('cpu')) < 8
 
 
 def test_time_interleaved_reports_medians():
-    ms = emsda_benchmark.time_interleaved({
+    ms = measure.time_interleaved({
         'sleep': lambda: time.sleep(0.02),
         'noop': lambda: None
     },
-                                          warmup=1,
-                                          repeats=3,
-                                          device=torch.device('cpu'))
+                                  warmup=1,
+                                  repeats=3,
+                                  device=torch.device('cpu'))
     assert ms['sleep'] >= 20 and ms['noop'] < ms['sleep']
 
 
@@ -235,3 +238,19 @@ def test_channels_last_run_converts_models_and_counts_the_same_flops():
 def test_missing_config_names_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match='not found'):
         benchmark.load_entries([str(tmp_path / 'nope.py')])
+
+
+def test_tables_format_every_column_and_mark_missing_values(tmp_path):
+    rows = [dict(name='a', ms=1.234, ratio=math.nan, note=None, n=2),
+            dict(name='bb', ms=10.0, ratio=0.5, note='x', n=3)]
+    columns = (('name', 'name', '{}'), ('time (ms)', 'ms', '{:.1f}'),
+               ('ratio', 'ratio', '{:+.1f}%'), ('n', 'n', '{}'))
+    table = report.markdown_table(rows, columns, missing='n/a')
+    assert markdown_cells(table) == [['name', 'time (ms)', 'ratio', 'n'], ['a', '1.2', 'n/a', '2'],
+                                     ['bb', '10.0', '+0.5%', '3']]
+    rule = table.splitlines()[1].strip('|').split('|')
+    assert rule[0].startswith(':') and all(cell.endswith(':') for cell in rule[1:])  # numbers
+    md_path, csv_path = report.write_tables(str(tmp_path), 'table', 'header', table, rows,
+                                            ('name', 'ratio', 'note', 'n'))
+    assert open(md_path).read() == 'header\n\n' + table + '\n'
+    assert open(csv_path).read().splitlines() == ['name,ratio,note,n', 'a,nan,nan,2', 'bb,0.5,x,3']

@@ -5,7 +5,6 @@ import json
 import os
 import os.path as osp
 import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -17,12 +16,9 @@ from mmpose.registry import DATASETS, MODELS
 from mmpose.utils import register_all_modules
 
 import poseur_mm  # noqa: F401
-from poseur_mm.tools import synthetic_runs
+from projects.synthetic_pose import demo, synthetic_runs
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'projects', 'synthetic_pose'))
-import demo  # noqa: E402
-
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'projects', 'synthetic_pose', 'configs', '*.py')))
 register_all_modules()
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poseur_mm.ops.emsda import _emsda_sampling_autograd, emsda_sampling
-from poseur_mm.ops.reference import per_head_copy_sampling
+from tools.analysis.emsda_reference import per_head_copy_sampling
 
 KERNELS = {'cpu-backward': emsda_sampling, 'autograd': _emsda_sampling_autograd}
 # absolute tolerance relative to the largest reference entry

@@ -1,4 +1,4 @@
-"""The head-swap recipe (projects/head_swap) and the neck helper (poseur_mm.config_utils).
+"""The head-swap recipe (projects/head_swap) and its neck helper (config_utils.py there).
 
 A swap config must change only the model and the training targets of the MMPose config it
 inherits, and must start the backbone from that model's trained weights. Building and
@@ -18,7 +18,7 @@ from mmpose.registry import MODELS
 from mmpose.utils import register_all_modules
 
 import poseur_mm  # noqa: F401
-from poseur_mm.config_utils import backbone_out_channels, channel_mapper
+from projects.head_swap.config_utils import backbone_out_channels, channel_mapper
 
 ROOT = osp.join(osp.dirname(__file__), '..')
 MMPOSE_CONFIGS = osp.join(osp.dirname(mmpose.__file__), '.mim', 'configs')

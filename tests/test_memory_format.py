@@ -1,4 +1,4 @@
-"""Channels-last models (the fast CPU layout, ``poseur-bench --channels-last``) compute what
+"""Channels-last models (the fast CPU layout, the benchmark's ``--channels-last``) compute what
 the default layout computes: the head flattens feature maps of any strides."""
 import copy
 import os.path as osp

@@ -1,4 +1,4 @@
-"""Quality of the synthetic COCO-format keypoint set (poseur_mm.datasets.synthetic_*).
+"""Quality of the synthetic COCO-format keypoint set (projects/synthetic_pose/synthetic_*.py).
 
 Geometry and visibility are checked against masks drawn independently of the owner map the
 generator uses; the files are read by MMPose's CocoDataset and scored by its CocoMetric,
@@ -17,9 +17,9 @@ from mmpose.utils import register_all_modules
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from poseur_mm.datasets.synthetic_coco import (annotation_path, detection_path,
-                                               generate_dataset)
-from poseur_mm.datasets.synthetic_scene import annotate_scene, render_scene, sample_scene
+from projects.synthetic_pose.synthetic_coco import (annotation_path, detection_path,
+                                                    generate_dataset)
+from projects.synthetic_pose.synthetic_scene import annotate_scene, render_scene, sample_scene
 
 register_all_modules()
 IMAGE_SIZE = (160, 120)

@@ -2,7 +2,7 @@
 
 Run from the repository root (``tools/demo.sh`` does)::
 
-    python projects/synthetic_pose/demo.py [--config CFG] [--input-size W H] [--epochs N]
+    python -m projects.synthetic_pose.demo [--config CFG] [--input-size W H] [--epochs N]
 
 It writes the synthetic set to ``--data-root`` (skipped when the same set is already there)
 and into ``--work-dir``: MMEngine's logs and final checkpoint, ``curves.png`` (loss and AP),
@@ -24,8 +24,8 @@ from mmengine.runner import Runner
 from mmpose.apis import inference_topdown
 from mmpose.structures import merge_data_samples
 
-from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, own_visualizer, prepare_data,
-                                            set_data_root, set_epochs, set_input_size)
+from .synthetic_runs import (SYNTHETIC_CONFIGS, own_visualizer, prepare_data, set_data_root,
+                             set_epochs, set_input_size)
 
 matplotlib.use('Agg')  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402

@@ -9,7 +9,9 @@ Layout under ``out_dir``::
 Every image comes from its own generator seeded by (seed, split, image index), so a
 dataset is fully determined by its arguments. Command line::
 
-    python -m poseur_mm.datasets.synthetic_coco --out-dir data/synthetic_pose
+    python -m projects.synthetic_pose.synthetic_coco --out-dir data/synthetic_pose
+
+from the repository root.
 """
 import argparse
 import json
@@ -20,20 +22,27 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from mmpose.datasets.datasets.utils import parse_pose_metainfo
 
-from .synthetic_scene import COCO_KEYPOINTS, annotate_scene, render_scene, sample_scene
+from .synthetic_scene import annotate_scene, render_scene, sample_scene
 
 SPLITS = ('train', 'val')
 JPEG_QUALITY = 90
-# COCO's person skeleton, 1-based keypoint indices
-COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7],
-                 [6, 8], [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5],
-                 [4, 6], [5, 7]]
 # Detection boxes: centre shifted by N(0, CENTER_JITTER * size) per axis, each side
 # scaled by exp(N(0, SCALE_JITTER)); scores uniform in SCORE_RANGE.
 CENTER_JITTER = 0.05
 SCALE_JITTER = 0.1
 SCORE_RANGE = (0.3, 1.0)
+
+
+def person_category() -> dict:
+    """COCO's 'person' category: keypoint names and skeleton from MMPose's COCO metainfo."""
+    # a path under configs/_base_/datasets that MMPose finds in its installed package
+    meta = parse_pose_metainfo(dict(from_file='configs/_base_/datasets/coco.py'))
+    return dict(id=1, name='person', supercategory='person',
+                keypoints=[meta['keypoint_id2name'][k] for k in range(meta['num_keypoints'])],
+                # COCO files number keypoints from 1
+                skeleton=[[start + 1, end + 1] for start, end in meta['skeleton_links']])
 
 
 def annotation_path(out_dir: str, split: str) -> str:
@@ -67,10 +76,9 @@ def generate_split(out_dir: str, split: str, num_images: int, seed: int,
                 id=len(annotations) + 1, image_id=image_id, category_id=1, iscrowd=0,
                 bbox=ann['bbox'], area=ann['area'], num_keypoints=ann['num_keypoints'],
                 keypoints=[round(float(v), 2) for v in ann['keypoints'].ravel()]))
-    category = dict(id=1, name='person', supercategory='person',
-                    keypoints=list(COCO_KEYPOINTS), skeleton=COCO_SKELETON)
     return dict(info=dict(description=f'poseur_mm synthetic pose, {split}, seed {seed}'),
-                licenses=[], images=images, annotations=annotations, categories=[category])
+                licenses=[], images=images, annotations=annotations,
+                categories=[person_category()])
 
 
 def jitter_detections(coco: dict, rng: np.random.Generator) -> List[dict]:

@@ -1,8 +1,8 @@
 """Point a synthetic-set config at a data set, a crop size and a schedule; make the set;
 let several runs share one process.
 
-Shared by the demo (``projects/synthetic_pose/demo.py``) and the accuracy-vs-resolution
-study (:mod:`poseur_mm.tools.accuracy_study`).
+Shared by the demo (:mod:`.demo`) and the accuracy-vs-resolution study
+(:mod:`.accuracy_study`).
 """
 import hashlib
 import json
@@ -12,11 +12,10 @@ from typing import Tuple
 
 from mmengine.config import Config
 
-from poseur_mm.datasets import synthetic_coco, synthetic_scene
-from poseur_mm.datasets.synthetic_coco import annotation_path, detection_path, generate_dataset
-from poseur_mm.tools import REPO_ROOT
+from . import synthetic_coco, synthetic_scene
+from .synthetic_coco import annotation_path, detection_path, generate_dataset
 
-SYNTHETIC_CONFIGS = osp.join(REPO_ROOT, 'projects', 'synthetic_pose', 'configs')
+SYNTHETIC_CONFIGS = osp.join(osp.dirname(osp.abspath(__file__)), 'configs')
 # Heatmap codecs: their heatmap is 1/HEATMAP_STRIDE of the input crop
 HEATMAP_CODECS = {'MSRAHeatmap', 'UDPHeatmap', 'MegviiHeatmap'}
 HEATMAP_STRIDE = 4

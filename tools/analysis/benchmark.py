@@ -12,17 +12,17 @@ For every model config, and for each distinct backbone on its own, it measures:
   forward passes after warm-up, all models interleaved round-robin so that load from other
   jobs hits them alike; torch threads fixed and printed;
 - peak memory of one batch-N forward pass (see
-  :func:`poseur_mm.tools.emsda_benchmark.peak_memory_mib`).
+  :func:`tools.analysis.measure.peak_memory_mib`).
 
 Timed is the network (``mode='tensor'``: backbone, neck, head) in eval mode, without data
 pre-processing or decoding. Each model is compared with the heatmap model of the same
 backbone and input size in the run (its "paired baseline"), and with the bare backbone
 (the head+neck cost). Writes ``cost_table.md``, ``cost_table.csv``, ``cost_table.png`` and,
-unless ``--skip-emsda``, the EMSDA micro-benchmark (:mod:`poseur_mm.tools.emsda_benchmark`);
+unless ``--skip-emsda``, the EMSDA micro-benchmark (:mod:`tools.analysis.emsda_benchmark`);
 with ``--accuracy-study``, the accuracy-vs-resolution study
-(:mod:`poseur_mm.tools.accuracy_study`).
+(:mod:`projects.synthetic_pose.accuracy_study`).
 
-Run ``python -m poseur_mm.tools.benchmark --help``.
+Run ``python -m tools.analysis.benchmark --help`` from the repository root.
 """
 import argparse
 import copy
@@ -44,11 +44,13 @@ from tqdm import tqdm
 
 import poseur_mm  # noqa: F401  (registers the plugin's modules)
 from poseur_mm.ops.emsda import _EMSDASamplingCPU
-from poseur_mm.tools import REPO_ROOT, accuracy_study, emsda_benchmark
-from poseur_mm.tools.emsda_benchmark import (machine_summary, peak_memory_mib, set_threads,
-                                             time_interleaved)
-from poseur_mm.tools.report import write_tables
+from projects.synthetic_pose import accuracy_study
+from tools.analysis import emsda_benchmark
+from tools.analysis.measure import machine_summary, peak_memory_mib, set_threads, time_interleaved
+from tools.analysis.report import markdown_table, write_tables
 
+# the checkout this script is in: the default configs are its configs/
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Poseur ResNet-50 and its two baselines (heatmap SimpleBaseline, RLE regression)
 DEFAULT_CONFIGS = (
     'configs/body_2d_keypoint/poseur/coco/td-reg_res50_poseur-8xb32-325e_coco-256x192.py',
@@ -298,33 +300,22 @@ def add_comparisons(entries: List[Entry], rows: Dict[str, dict]) -> None:
             row[pct] = 100 * (row[key] - base) / base
 
 
-def _fmt(value, digits: int = 2) -> str:
-    if isinstance(value, str):
-        return value or '-'
-    return '-' if math.isnan(value) else f'{value:.{digits}f}'
-
-
-def markdown_table(rows: List[dict], batch: int) -> str:
-    """The cost table in markdown; ratios are over the paired heatmap model."""
-    lines = [
-        f'| model | input | params (M) | GFLOPs | latency b1 (ms) | ms/img b{batch} '
-        f'| img/s b{batch} | peak MiB b{batch} | params / hm | FLOPs / hm | latency / hm '
-        '| throughput / hm | head+neck FLOPs | head+neck latency b1 '
-        f'| head+neck ms/img b{batch} |', '|---|---|' + '---:|' * 13
-    ]
-    for r in rows:
-        lines.append(f"| {r['name']} | {r['input']} | {_fmt(r['params_m'])} | {_fmt(r['gflops'])} "
-                     f"| {_fmt(r['latency_ms'], 1)} | {_fmt(r['ms_per_image'], 1)} "
-                     f"| {_fmt(r['images_per_s'], 2)} | {_fmt(r['peak_mib'], 0)} "
-                     f"| {_fmt(r['params_vs_baseline'])} | {_fmt(r['gflops_vs_baseline'])} "
-                     f"| {_fmt(r['latency_vs_baseline'])} | {_fmt(r['throughput_vs_baseline'])} "
-                     f"| {_pct(r['head_neck_gflops_pct'])} | {_pct(r['head_neck_latency_pct'])} "
-                     f"| {_pct(r['head_neck_ms_per_image_pct'])} |")
-    return '\n'.join(lines)
-
-
-def _pct(value: float) -> str:
-    return '-' if math.isnan(value) else f'{value:+.1f}%'
+def table_columns(batch: int) -> Tuple[Tuple[str, str, str], ...]:
+    """(title, row key, format) of the markdown table's columns; ratios are over the paired
+    heatmap model ("hm"), head+neck costs over the bare backbone."""
+    return (('model', 'name', '{}'), ('input', 'input', '{}'),
+            ('params (M)', 'params_m', '{:.2f}'), ('GFLOPs', 'gflops', '{:.2f}'),
+            ('latency b1 (ms)', 'latency_ms', '{:.1f}'),
+            (f'ms/img b{batch}', 'ms_per_image', '{:.1f}'),
+            (f'img/s b{batch}', 'images_per_s', '{:.2f}'),
+            (f'peak MiB b{batch}', 'peak_mib', '{:.0f}'),
+            ('params / hm', 'params_vs_baseline', '{:.2f}'),
+            ('FLOPs / hm', 'gflops_vs_baseline', '{:.2f}'),
+            ('latency / hm', 'latency_vs_baseline', '{:.2f}'),
+            ('throughput / hm', 'throughput_vs_baseline', '{:.2f}'),
+            ('head+neck FLOPs', 'head_neck_gflops_pct', '{:+.1f}%'),
+            ('head+neck latency b1', 'head_neck_latency_pct', '{:+.1f}%'),
+            (f'head+neck ms/img b{batch}', 'head_neck_ms_per_image_pct', '{:+.1f}%'))
 
 
 def plot(rows: List[dict], path: str, batch: int) -> None:
@@ -351,9 +342,11 @@ def plot(rows: List[dict], path: str, batch: int) -> None:
     plt.close(fig)
 
 
-def write_outputs(rows: List[dict], out_dir: str, header: str, batch: int) -> List[str]:
-    """Write ``cost_table.md``, ``.csv`` and ``.png``; returns their paths."""
-    paths = write_tables(out_dir, 'cost_table', header, markdown_table(rows, batch), rows, FIELDS)
+def write_outputs(rows: List[dict], out_dir: str, header: str, table: str,
+                  batch: int) -> List[str]:
+    """Write ``cost_table.md`` (``header`` and the markdown ``table``), ``.csv`` and ``.png``;
+    returns their paths."""
+    paths = write_tables(out_dir, 'cost_table', header, table, rows, FIELDS)
     paths.append(osp.join(out_dir, 'cost_table.png'))
     plot(rows, paths[-1], batch)
     return paths
@@ -396,7 +389,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--accuracy-study',
         action='store_true',
         help='then train and evaluate Poseur, heatmap and RLE models at three input sizes on '
-        'the synthetic set (poseur_mm.tools.accuracy_study: hours on a CPU; --quick: minutes)')
+        'the synthetic set (projects.synthetic_pose.accuracy_study: hours on a CPU; --quick: '
+        'minutes)')
     return parser.parse_args(argv)
 
 
@@ -412,11 +406,11 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
     emsda_benchmark.resolve_defaults(args)
     batch = args.batch_size or (2 if args.quick else 32)
     input_size = args.input_size or (QUICK_INPUT_SIZE if args.quick else None)
-    configs = args.configs or [osp.join(REPO_ROOT, c) for c in DEFAULT_CONFIGS]
+    configs = args.configs or [osp.join(REPO, c) for c in DEFAULT_CONFIGS]
     set_threads(args.threads)
     device = torch.device(args.device)
-    command = 'python -m poseur_mm.tools.benchmark ' + shlex.join(sys.argv[1:] if argv is
-                                                                  None else list(argv))
+    command = 'python -m tools.analysis.benchmark ' + shlex.join(sys.argv[1:] if argv is
+                                                                 None else list(argv))
     layout = 'channels-last' if args.channels_last else 'contiguous (NCHW)'
     header = (f'Cost table on {machine_summary(device)}; {layout} layout; median of '
               f'{args.repeats} runs after {args.warmup} warm-up. Command: `{command}`')
@@ -432,8 +426,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
         channels_last=args.channels_last)
     if skipped:
         header += '\n\nOps the FLOP count skips: ' + ', '.join(sorted(skipped))
-    print(markdown_table(rows, batch))
-    for path in write_outputs(rows, args.out_dir, header, batch):
+    table = markdown_table(rows, table_columns(batch))
+    print(table)
+    for path in write_outputs(rows, args.out_dir, header, table, batch):
         print(f'wrote {path}')
     results = dict(models=rows, emsda=[])
     if not args.skip_emsda:
@@ -455,7 +450,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Console entry point (``poseur-bench``)."""
+    """Command-line entry point."""
     run(argv)
 
 

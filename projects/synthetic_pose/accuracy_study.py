@@ -1,6 +1,6 @@
 """Accuracy against input resolution: Poseur, heatmap and RLE on the synthetic set.
 
-The three synthetic-set configs of ``projects/synthetic_pose/configs`` (same ResNet-18 from
+The three synthetic-set configs of ``configs/`` beside this file (same ResNet-18 from
 scratch, augmentation, optimizer and schedule; they differ only in neck, head and codec)
 are trained with MMPose's runner at each input size and evaluated once at the end by
 ``CocoMetric`` on the ground-truth boxes of the validation split. The paper's claim under
@@ -12,10 +12,10 @@ run. ``--resume`` keeps the finished runs of that directory and trains only the 
 so a study can be split over several sessions or machines. ``--quick`` trains one iteration
 per run on a set of a few images: it checks the pipeline, its AP numbers mean nothing.
 
-Run ``python -m poseur_mm.tools.accuracy_study --help`` (or ``poseur-bench --accuracy-study``).
+Run ``python -m projects.synthetic_pose.accuracy_study --help`` from the repository root (or
+``python -m tools.analysis.benchmark --accuracy-study``).
 """
 import argparse
-import csv
 import json
 import math
 import os.path as osp
@@ -24,16 +24,16 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
+import pandas as pd
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 from tqdm import tqdm
 
-from poseur_mm.tools.emsda_benchmark import machine_summary, set_threads
-from poseur_mm.tools.report import write_tables
-from poseur_mm.tools.synthetic_runs import (SYNTHETIC_CONFIGS, generator_digest, own_visualizer,
-                                            prepare_data, set_data_root, set_epochs,
-                                            set_input_size)
+from tools.analysis.measure import machine_summary, set_threads
+from tools.analysis.report import markdown_table, write_tables
+from .synthetic_runs import (SYNTHETIC_CONFIGS, generator_digest, own_visualizer, prepare_data,
+                             set_data_root, set_epochs, set_input_size)
 
 # model name -> config; 'heatmap' is the baseline the others are compared with
 MODELS = {
@@ -50,6 +50,11 @@ QUICK = dict(num_train=4, num_val=2, epochs=1, data_root=None)  # None: under --
 METRICS = ('AP', 'AP .5', 'AP .75', 'AR')
 FIELDS = ('model', 'input', 'AP', 'AP .5', 'AP .75', 'AR', 'iterations', 'train_s',
           'AP_vs_heatmap')
+# (title, row key, format) of the markdown table's columns
+COLUMNS = (('model', 'model', '{}'), ('input', 'input', '{}'), ('AP', 'AP', '{:.3f}'),
+           ('AP .5', 'AP .5', '{:.3f}'), ('AP .75', 'AP .75', '{:.3f}'), ('AR', 'AR', '{:.3f}'),
+           ('AP - heatmap AP (points)', 'AP_vs_heatmap', '{:+.1f}'),
+           ('iterations', 'iterations', '{}'), ('train+val s', 'train_s', '{:.0f}'))
 
 
 def train_and_evaluate(config: str, input_size: Sequence[int], data_root: str, epochs: int,
@@ -113,28 +118,9 @@ def load_finished(out_dir: str, settings: dict) -> List[dict]:
         raise ValueError(f'--resume: the study in {out_dir} was run with {earlier}, this one '
                          f'with {settings}; give the same --num-train, --num-val, --epochs and '
                          '--seed, or another --out-dir')
-    with open(osp.join(out_dir, 'accuracy_study.csv')) as f:
-        rows = list(csv.DictReader(f))
-    numbers = dict.fromkeys(METRICS + ('train_s', ), float)
-    numbers['iterations'] = int
-    return [{
-        key: numbers[key](value) if key in numbers else value
-        for key, value in row.items() if key != 'AP_vs_heatmap'
-    } for row in rows]
-
-
-def markdown_table(rows: List[dict]) -> str:
-    lines = [
-        '| model | input | AP | AP .5 | AP .75 | AR | AP - heatmap AP (points) | iterations '
-        '| train+val s |', '|---|---|---|---|---|---|---|---|---|'
-    ]
-    for row in rows:
-        diff = row['AP_vs_heatmap']
-        diff = 'n/a' if diff is None else f'{diff:+.1f}'
-        lines.append(f"| {row['model']} | {row['input']} | {row['AP']:.3f} | {row['AP .5']:.3f} "
-                     f"| {row['AP .75']:.3f} | {row['AR']:.3f} | {diff} "
-                     f"| {row['iterations']} | {row['train_s']:.0f} |")
-    return '\n'.join(lines)
+    # round_trip: the kept rows equal the ones written, to the last bit
+    rows = pd.read_csv(osp.join(out_dir, 'accuracy_study.csv'), float_precision='round_trip')
+    return rows.drop(columns='AP_vs_heatmap').to_dict('records')
 
 
 def plot(rows: List[dict], path: str) -> None:
@@ -162,7 +148,8 @@ def plot(rows: List[dict], path: str) -> None:
 def write_outputs(rows: List[dict], out_dir: str, header: str, settings: dict) -> List[str]:
     """Write ``accuracy_study.md``, ``.csv``, ``.png`` and the settings ``.json``; returns
     their paths."""
-    paths = write_tables(out_dir, 'accuracy_study', header, markdown_table(rows), rows, FIELDS)
+    paths = write_tables(out_dir, 'accuracy_study', header,
+                         markdown_table(rows, COLUMNS, missing='n/a'), rows, FIELDS)
     paths.append(osp.join(out_dir, 'accuracy_study.png'))
     plot(rows, paths[-1])
     paths.append(osp.join(out_dir, 'accuracy_study.json'))
@@ -222,7 +209,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         sizes = tuple(zip(args.input_sizes[::2], args.input_sizes[1::2]))
     set_threads(args.threads)
     prepare_data(data_root, num_train=num_train, num_val=num_val, seed=args.seed)
-    command = 'python -m poseur_mm.tools.accuracy_study ' + shlex.join(
+    command = 'python -m projects.synthetic_pose.accuracy_study ' + shlex.join(
         sys.argv[1:] if argv is None else list(argv))
     header = (f'Accuracy study on {machine_summary(torch.device("cpu"))}: {num_train} training '
               f'and {num_val} validation images (seed {args.seed}), {epochs} epochs of batch 16 '
@@ -247,7 +234,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         write_outputs(rows, args.out_dir, header, settings)
     add_comparisons(rows)  # a resumed study may have had nothing left to train
     paths = write_outputs(rows, args.out_dir, header, settings)
-    print(markdown_table(rows))
+    print(markdown_table(rows, COLUMNS, missing='n/a'))
     for path in paths:
         print(f'wrote {path}')
     return rows

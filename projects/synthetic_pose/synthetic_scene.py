@@ -17,10 +17,6 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-COCO_KEYPOINTS = ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder',
-                  'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',
-                  'left_hip', 'right_hip', 'left_knee', 'right_knee', 'left_ankle',
-                  'right_ankle')
 # (start, end, part) of each limb segment, 0-based keypoint indices
 LIMBS = ((5, 7, 'arm'), (7, 9, 'arm'), (6, 8, 'arm'), (8, 10, 'arm'), (11, 13, 'leg'),
          (13, 15, 'leg'), (12, 14, 'leg'), (14, 16, 'leg'))

@@ -15,29 +15,22 @@ outputs (B, Q, C) that feed the output projection:
 Forward is timed under ``torch.no_grad()``; forward+backward computes the gradients of the
 memory, the locations, the weights and the projections. Times are medians over repeats
 after warm-up, variants interleaved round-robin so that load from other jobs hits all of
-them alike. Peak memory: see :func:`peak_memory_mib`.
+them alike. Peak memory: see :func:`tools.analysis.measure.peak_memory_mib`.
 
-Run ``python -m poseur_mm.tools.emsda_benchmark --help``.
+Run ``python -m tools.analysis.emsda_benchmark --help`` from the repository root.
 """
 import argparse
-import ctypes
-import gc
 import math
-import os
-import os.path as osp
-import platform
-import re
-import statistics
-import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from poseur_mm.ops.emsda import _emsda_sampling_autograd, emsda_sampling
-from poseur_mm.ops.reference import deformable_detr_sampling, per_head_copy_sampling
-from poseur_mm.tools.report import write_tables
+from tools.analysis.emsda_reference import deformable_detr_sampling, per_head_copy_sampling
+from tools.analysis.measure import machine_summary, peak_memory_mib, set_threads, time_interleaved
+from tools.analysis.report import markdown_table, write_tables
 
 # (H_l, W_l) of the four stride-4..32 maps of a top-down input (h x w)
 LEVELS = {
@@ -48,102 +41,14 @@ LEVELS = {
 VARIANTS = ('emsda', 'emsda-autograd', 'per-head-copy', 'deformable-detr')
 FIELDS = ('input', 'batch', 'queries', 'variant', 'forward_ms', 'forward_backward_ms', 'peak_mib',
           'forward_vs_emsda', 'forward_backward_vs_emsda', 'peak_vs_emsda')
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-
-
-def machine_summary(device: torch.device) -> str:
-    """One line naming the processor or GPU, torch and the thread count."""
-    if device.type == 'cuda':
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
-        if osp.exists('/proc/cpuinfo'):
-            with open('/proc/cpuinfo') as cpuinfo:
-                found = re.search(r'model name\s*:\s*(.*)', cpuinfo.read())
-            name = found.group(1).strip() if found else name
-        name = f'{name}, {os.cpu_count()} logical CPUs'
-    return f'{name}; torch {torch.__version__}; torch threads {torch.get_num_threads()}'
-
-
-def set_threads(threads: Optional[int]) -> int:
-    """Fix torch's intra-op threads (default: the CPUs this process may use)."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') \
-        else os.cpu_count()
-    torch.set_num_threads(threads or available)
-    return torch.get_num_threads()
-
-
-def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int, repeats: int,
-                     device: torch.device) -> Dict[str, float]:
-    """Median wall time in ms of every function, calling them round-robin.
-
-    Args:
-        fns (dict): name -> function of no arguments.
-        warmup (int): untimed rounds first.
-        repeats (int): timed rounds.
-        device (torch.device): synchronised around every call when CUDA.
-
-    Returns:
-        dict: name -> median milliseconds.
-    """
-    times = {name: [] for name in fns}
-    for round_index in range(warmup + repeats):
-        for name, fn in fns.items():
-            if device.type == 'cuda':
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            fn()
-            if device.type == 'cuda':
-                torch.cuda.synchronize(device)
-            if round_index >= warmup:
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
-def _proc_status_kib(key: str) -> int:
-    with open('/proc/self/status') as status:
-        return int(re.search(key + r':\s+(\d+)', status.read()).group(1))
-
-
-def _glibc() -> Optional[ctypes.CDLL]:
-    try:
-        libc = ctypes.CDLL('libc.so.6')
-        libc.mallopt, libc.malloc_trim  # noqa: B018  (both must exist)
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
-    """Peak memory one call of ``fn`` adds on top of what is allocated before it, in MiB.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` over the call, minus the memory allocated
-    before. CPU (Linux with glibc): the process's resident-set high-water mark (VmHWM,
-    reset through ``/proc/self/clear_refs``) minus its resident set before the call. torch
-    allocates CPU tensors with plain malloc; to make the resident set follow live tensors,
-    malloc is told to map every block of 64 KiB or more separately (so ``free`` returns it
-    to the system) and free heap memory is returned before the call. This changes malloc's
-    behaviour for the rest of the process: measure memory after timing. Returns NaN where
-    neither mechanism exists.
-    """
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    libc = _glibc()
-    if libc is None or not os.access('/proc/self/clear_refs', os.W_OK):
-        return math.nan
-    libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
-    gc.collect()
-    libc.malloc_trim(0)
-    base = _proc_status_kib('VmRSS')
-    with open('/proc/self/clear_refs', 'w') as clear_refs:
-        clear_refs.write('5')  # reset VmHWM to the current resident set
-    fn()
-    return (_proc_status_kib('VmHWM') - base) / 1024
+# (title, row key, format) of the markdown table's columns
+COLUMNS = (('input', 'input', '{}'), ('B', 'batch', '{}'), ('Q', 'queries', '{}'),
+           ('variant', 'variant', '{}'), ('forward ms', 'forward_ms', '{:.2f}'),
+           ('fwd+bwd ms', 'forward_backward_ms', '{:.2f}'),
+           ('peak MiB (fwd+bwd)', 'peak_mib', '{:.1f}'),
+           ('forward / emsda', 'forward_vs_emsda', '{:.2f}'),
+           ('fwd+bwd / emsda', 'forward_backward_vs_emsda', '{:.2f}'),
+           ('peak / emsda', 'peak_vs_emsda', '{:.2f}'))
 
 
 class Problem:
@@ -265,24 +170,8 @@ def add_ratios(rows: List[dict]) -> None:
             row[ratio] = row[key] / ref[key] if ref and ref[key] > 0 else math.nan
 
 
-def markdown_table(rows: List[dict]) -> str:
-    """The rows as a markdown table (times in ms, memory in MiB, ratios over ``emsda``)."""
-    lines = [
-        '| input | B | Q | variant | forward ms | fwd+bwd ms | peak MiB (fwd+bwd) '
-        '| forward / emsda | fwd+bwd / emsda | peak / emsda |',
-        '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|'
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['input']} | {r['batch']} | {r['queries']} | {r['variant']} "
-            f"| {r['forward_ms']:.2f} | {r['forward_backward_ms']:.2f} | {r['peak_mib']:.1f} "
-            f"| {r['forward_vs_emsda']:.2f} | {r['forward_backward_vs_emsda']:.2f} "
-            f"| {r['peak_vs_emsda']:.2f} |")
-    return '\n'.join(lines)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments shared with ``poseur_mm.tools.benchmark``."""
+    """Arguments shared with :mod:`tools.analysis.benchmark`."""
     parser.add_argument(
         '--threads',
         type=int,
@@ -355,10 +244,10 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         repeats=args.repeats,
         device=device,
         progress=not args.no_progress)
-    print(markdown_table(rows))
+    table = markdown_table(rows, COLUMNS)
+    print(table)
     if args.out_dir:
-        for path in write_tables(args.out_dir, 'emsda_benchmark', header, markdown_table(rows),
-                                 rows, FIELDS):
+        for path in write_tables(args.out_dir, 'emsda_benchmark', header, table, rows, FIELDS):
             print(f'wrote {path}')
     return rows
 
