@@ -1,8 +1,6 @@
 """tools/analysis/calibration.py: coverage of Laplace intervals, the temperature, and the
 collection of sigmas and errors through MMPose's prediction path."""
 import math
-import os.path as osp
-import sys
 
 import numpy as np
 import pandas as pd
@@ -12,8 +10,7 @@ from mmengine.runner import Runner
 
 from poseur_tiny_checkpoint import CONFIG
 
-sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'tools', 'analysis'))
-from calibration import collect, coverage, fit_temperature, report  # noqa: E402
+from tools.analysis.calibration import collect, coverage, fit_temperature, report
 
 N = 40000
 

@@ -1,14 +1,11 @@
 """tools/analysis/score_scale.py: the same predictions evaluated with scaled keypoint scores."""
-import os.path as osp
-import sys
 
 import pytest
 from mmengine.config import Config
 
 from poseur_tiny_checkpoint import CONFIG
 
-sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'tools', 'analysis'))
-from score_scale import evaluate, predict  # noqa: E402
+from tools.analysis.score_scale import evaluate, predict
 
 
 def test_scaling_keypoint_scores_leaves_ground_truth_box_ap_unchanged(model):

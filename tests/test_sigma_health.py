@@ -5,13 +5,10 @@ The sigma-collapse report's run (tiny COCO config, the four real COCO test image
 gain 1 some layer's median sigma passed 0.95 within the first 5-18 iterations, inside the
 warm-up, and the sigmoid never came back. The release's init (gain 0.01) keeps it low.
 """
-import os.path as osp
-import sys
 
 import pytest
 
-sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'tools', 'analysis'))
-from sigma_trace import trace  # noqa: E402
+from tools.analysis.sigma_trace import trace
 
 
 @pytest.mark.parametrize('seed', [0, 1])
