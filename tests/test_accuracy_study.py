@@ -22,6 +22,7 @@ def run_dirs(out_dir, run):
     return glob.glob(osp.join(out_dir, run, '2*'))
 
 
+@pytest.mark.slow
 def test_resume_trains_only_the_missing_runs(tmp_path):
     out_dir = str(tmp_path)
     first = study(out_dir, '--models', 'Poseur')

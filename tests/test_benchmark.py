@@ -55,6 +55,7 @@ def quick_run(tmp_path_factory):
     return results, out_dir
 
 
+@pytest.mark.slow
 def test_quick_run_has_one_row_per_model_and_backbone(quick_run):
     rows = {r['name']: r for r in quick_run[0]['models']}
     assert list(rows) == MODEL_NAMES + [BACKBONE]
@@ -67,6 +68,7 @@ def test_quick_run_has_one_row_per_model_and_backbone(quick_run):
     assert rows[BACKBONE]['params_m'] * 1e6 == pytest.approx(RESNET50_BACKBONE_PARAMS, abs=0.5)
 
 
+@pytest.mark.slow
 def test_quick_run_ratios_come_from_the_same_rows(quick_run):
     rows = {r['name']: r for r in quick_run[0]['models']}
     base, backbone = rows[HEATMAP], rows[BACKBONE]
@@ -88,6 +90,7 @@ def test_quick_run_ratios_come_from_the_same_rows(quick_run):
     assert rows[MODEL_NAMES[0]]['head_neck_gflops_pct'] > 0
 
 
+@pytest.mark.slow
 def test_quick_run_writes_table_and_plot(quick_run):
     results, out_dir = quick_run
     table = open(osp.join(out_dir, 'cost_table.md')).read()
@@ -100,6 +103,7 @@ def test_quick_run_writes_table_and_plot(quick_run):
     assert 'EMSDA micro-benchmark' in open(osp.join(out_dir, 'emsda_benchmark.md')).read()
 
 
+@pytest.mark.slow
 def test_quick_run_includes_emsda_micro_benchmark(quick_run):
     rows = quick_run[0]['emsda']
     assert [(r['batch'], r['variant']) for r in rows] == [(b, v) for b in (1, 2)
@@ -116,6 +120,7 @@ def test_quick_run_includes_emsda_micro_benchmark(quick_run):
     assert by_case[(2, 'per-head-copy')]['peak_mib'] > 3 * by_case[(2, 'emsda')]['peak_mib']
 
 
+@pytest.mark.slow
 def test_quick_run_includes_the_accuracy_study(quick_run):
     rows, out_dir = quick_run[0]['accuracy'], quick_run[1]
     sizes = ['256x192', '128x96', '64x48']
@@ -215,6 +220,7 @@ def test_time_interleaved_reports_medians():
     assert ms['sleep'] >= 20 and ms['noop'] < ms['sleep']
 
 
+@pytest.mark.slow
 def test_channels_last_run_converts_models_and_counts_the_same_flops():
     config = osp.join(REPO, benchmark.DEFAULT_CONFIGS[0])
     rows = {}

@@ -139,6 +139,7 @@ def test_demo_end_to_end(tmp_path, capsys):
         assert np.abs(drawn[:, :original.shape[1]].astype(int) - original).mean() > 1
 
 
+@pytest.mark.slow
 def test_demo_sh_sets_up_the_environment_and_runs_the_demo():
     with open(osp.join(REPO, 'tools', 'demo.sh')) as f:
         commands = [line for line in f if line.strip() and not line.startswith(('#', 'set '))]

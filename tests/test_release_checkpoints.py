@@ -460,6 +460,7 @@ def test_load_from_release_file_in_a_test_run(tiny_release, original, tmp_path, 
     assert_same_weights(runner.model, original)
 
 
+@pytest.mark.slow
 def test_mim_test_loads_the_release_file(tiny_release, tmp_path):
     mim = osp.join(osp.dirname(sys.executable), 'mim')
     result = subprocess.run(
@@ -480,6 +481,7 @@ def run_converter(*args) -> subprocess.CompletedProcess:
                           env=dict(os.environ, PYTHONWARNINGS='ignore'))
 
 
+@pytest.mark.slow
 def test_converter_output_predicts_as_the_release_file(tiny_release, original, tmp_path):
     out = tmp_path / 'converted.pth'
     result = run_converter(tiny_release, out, '--config', TINY_CONFIG, '--check', IMAGE)

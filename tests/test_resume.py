@@ -46,6 +46,7 @@ def _train(cfg: dict):
     return state, runner.message_hub.get_scalar('train/loss').current()
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_uninterrupted_weights_and_loss(tmp_path):
     full_state, full_loss = _train(_config(str(tmp_path / 'full'), max_epochs=2))
     _train(_config(str(tmp_path / 'first'), max_epochs=1))

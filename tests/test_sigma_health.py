@@ -11,6 +11,7 @@ import pytest
 from tools.analysis.sigma_trace import trace
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('seed', [0, 1])
 def test_decoder_sigma_stays_unsaturated_through_the_warm_up(seed, tmp_path):
     frame = trace(epochs=8, seed=seed, work_dir=str(tmp_path))['trace']
