@@ -5,8 +5,8 @@ the ONNX exporter does not map to a standard operator. This version gathers the 
 corner rows with one ``Gather`` and sums them with one batched ``MatMul`` per call.
 
 The first export used one ``F.grid_sample`` (ONNX GridSample) per level: onnxruntime's
-GridSample kernel made the Poseur-R50 head cost more than its ResNet-50 backbone at batch 1
-(+135 % over the bare backbone; this version: +33 %, see ``docs/deploy.md``).
+GridSample kernel made Poseur-R50's head and neck cost +129 % over its bare ResNet-50 at
+batch 1 on one thread; this version: +35 % (``docs/deploy.md``).
 
 Zero padding without masks: every level gets a border of zero cells (one before, two after,
 in x and y), and pixel coordinates are clamped to [-1, size]. A clamped point then reads
