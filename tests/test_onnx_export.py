@@ -1,7 +1,8 @@
-"""ONNX export of a top-down Poseur: GridSample EMSDA, graph contents, the config's flip test
+"""ONNX export of a top-down Poseur: Gather-based EMSDA, graph contents, the config's flip test
 in the graph, onnxruntime parity."""
 import glob
 import os.path as osp
+import sys
 
 import numpy as np
 import onnx
@@ -13,12 +14,15 @@ from mmpose.registry import MODELS
 
 import poseur_mm.models.layers.emsda_attention as emsda_attention
 from poseur_mm.deploy.export import (INPUT_NAME, KEYPOINT_TOLERANCE, OUTPUT_NAMES, SCORE_TOLERANCE,
-                                     PoseurDeployModel, crop_to_image, export_onnx, main,
-                                     make_crops, run_onnx)
+                                     PoseurDeployModel, create_session, crop_to_image, export_onnx,
+                                     main, make_crops, run_onnx)
 from poseur_mm.ops import emsda_sampling
-from poseur_mm.ops.emsda_onnx import emsda_sampling_grid_sample
+from poseur_mm.ops.emsda_onnx import emsda_sampling_gather
 from poseur_tiny_checkpoint import CONFIG, annotated_boxes
 from tiny_model import COCO_ROOT
+
+sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'tools', 'analysis'))
+import ort_benchmark  # noqa: E402
 
 IMAGES = sorted(glob.glob(osp.join(COCO_ROOT, '*.jpg')))
 INPUT_SIZE = (96, 128)  # (w, h) of the tiny config
@@ -36,9 +40,7 @@ def onnx_file(model, tmp_path_factory):
 
 
 def _session(path: str) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    return create_session(path, threads=2)
 
 
 @pytest.fixture(scope='module')
@@ -53,27 +55,32 @@ def session_no_flip(model, tmp_path_factory):
     return _session(path)
 
 
-def test_grid_sample_sampling_matches_embedding_bag():
+@pytest.mark.parametrize('dtype,atol', [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_gather_sampling_matches_embedding_bag(dtype, atol):
     torch.manual_seed(0)
     spatial_shapes = torch.tensor([[6, 5], [3, 3], [2, 1]])  # non-square, a 1-pixel-wide map
     num_value = int((spatial_shapes[:, 0] * spatial_shapes[:, 1]).sum())
-    value = torch.randn(2, num_value, 8, dtype=torch.float64)
-    # points outside the maps too, where samples fade to zero
-    locations = torch.rand(2, 5, 4, 3, 3, 2, dtype=torch.float64) * 1.6 - 0.3
-    locations[0, 0, 0, :, 0] = torch.tensor([0.0, 0.0], dtype=torch.float64)
-    locations[0, 0, 0, :, 1] = torch.tensor([1.0, 1.0], dtype=torch.float64)
-    weights = torch.rand(2, 5, 4, 3, 3, dtype=torch.float64)
+    value = torch.randn(2, num_value, 8, dtype=dtype)
+    # points inside, on the border and outside the maps, where samples fade to zero
+    locations = torch.rand(2, 5, 4, 3, 3, 2, dtype=dtype) * 1.6 - 0.3
+    locations[0, 0, 0, :, 0] = 0.0
+    locations[0, 0, 0, :, 1] = 1.0
+    # far outside (clamped into the zero border) and exactly half a pixel outside
+    locations[1, 0, 0] = torch.tensor([-7.0, 9.0], dtype=dtype)  # every point of a head
+    locations[1, 0, 1, 0, 0] = torch.tensor([-0.5 / 5, 1 + 0.5 / 6], dtype=dtype)
+    weights = torch.rand(2, 5, 4, 3, 3, dtype=dtype)
     expected = emsda_sampling(value, spatial_shapes, locations, weights)
-    actual = emsda_sampling_grid_sample(value, spatial_shapes, locations, weights)
+    actual = emsda_sampling_gather(value, spatial_shapes, locations, weights)
     assert actual.shape == (2, 5, 4, 8)
-    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(actual, expected, rtol=0, atol=atol)
+    assert expected[1, 0, 0].abs().max() == 0  # the far points read zeros only
 
 
-def test_grid_sample_sampling_needs_one_shape_per_level():
+def test_gather_sampling_needs_one_shape_per_level():
     value = torch.zeros(1, 5, 4)
     with pytest.raises(ValueError, match='describe 1 levels.*have 2'):
-        emsda_sampling_grid_sample(value, torch.tensor([[1, 5]]), torch.zeros(1, 1, 1, 2, 1, 2),
-                                   torch.zeros(1, 1, 1, 2, 1))
+        emsda_sampling_gather(value, torch.tensor([[1, 5]]), torch.zeros(1, 1, 1, 2, 1, 2),
+                              torch.zeros(1, 1, 1, 2, 1))
 
 
 def test_export_path_of_the_model_matches_eager(model, monkeypatch):
@@ -86,11 +93,11 @@ def test_export_path_of_the_model_matches_eager(model, monkeypatch):
 
     def counted(*args):
         calls.append(1)
-        return emsda_sampling_grid_sample(*args)
+        return emsda_sampling_gather(*args)
 
-    # what the exporter traces: EMSDAttention switches to the GridSample sampling
+    # what the exporter traces: EMSDAttention switches to the Gather sampling
     monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
-    monkeypatch.setattr(emsda_attention, 'emsda_sampling_grid_sample', counted)
+    monkeypatch.setattr(emsda_attention, 'emsda_sampling_gather', counted)
     with torch.no_grad():
         keypoints_grid, scores_grid, sigmas_grid = deploy(crops)
     assert len(calls) == 2 * NUM_DECODER_LAYERS  # the plain and the flipped pass
@@ -107,8 +114,9 @@ def test_onnx_graph_has_standard_ops_and_a_dynamic_batch(onnx_file):
     assert max(o.version for o in graph.opset_import if o.domain in ('', 'ai.onnx')) >= 16
     assert {node.domain for node in graph.graph.node} <= {'', 'ai.onnx'}
     op_types = {node.op_type for node in graph.graph.node}
-    assert 'GridSample' in op_types
-    assert not op_types & {'ATen', 'Loop'}  # no fallback, no embedding_bag loop
+    assert 'Gather' in op_types
+    # no fallback, no embedding_bag loop, no per-level GridSample (slow in onnxruntime)
+    assert not op_types & {'ATen', 'Loop', 'GridSample'}
     (crops, ) = graph.graph.input
     dims = [d.dim_param or d.dim_value for d in crops.type.tensor_type.shape.dim]
     assert crops.name == INPUT_NAME
@@ -185,9 +193,18 @@ def test_command_line_exports_and_checks(checkpoint, tmp_path, capsys):
     assert 'flip test off' in printed and 'onnxruntime vs PyTorch, 1 crop(s)' in printed
 
 
-def test_export_refuses_opset_without_grid_sample(model, tmp_path):
-    with pytest.raises(ValueError, match='opset >= 16'):
-        export_onnx(model, str(tmp_path / 'old.onnx'), opset=15)
+def test_export_refuses_an_opset_without_attention(model, tmp_path):
+    with pytest.raises(ValueError, match='opset >= 14'):
+        export_onnx(model, str(tmp_path / 'old.onnx'), opset=13)
+
+
+def test_a_fixed_batch_session_matches_the_dynamic_one(model, onnx_file, session):
+    crops = torch.stack(make_crops(model, IMAGES)['inputs']).float().numpy()[:1]
+    fixed = create_session(onnx_file, threads=1, batch=1)
+    for expected, actual in zip(run_onnx(session, crops), run_onnx(fixed, crops)):
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4)
+    with pytest.raises(Exception, match='dimension'):  # onnxruntime's invalid-argument error
+        run_onnx(fixed, np.concatenate((crops, crops)))
 
 
 def test_export_refuses_a_non_poseur_head():
@@ -199,3 +216,26 @@ def test_export_refuses_a_non_poseur_head():
                 type='RLEHead', in_channels=512, num_joints=NUM_JOINTS, loss=dict(type='RLELoss'))))
     with pytest.raises(TypeError, match='PoseurHead'):
         PoseurDeployModel(model)
+
+
+def test_ort_benchmark_times_both_paths_against_the_backbone(tmp_path):
+    rows = ort_benchmark.measure([CONFIG],
+                                 threads=(1, ),
+                                 batches=(1, ),
+                                 repeats={1: 1},
+                                 warmup=0,
+                                 out_dir=str(tmp_path))
+    name = osp.splitext(osp.basename(CONFIG))[0]
+    models = [f'{name} (one pass)', f'{name} (flip test)', ort_benchmark.BACKBONE]
+    assert sorted((r['model'], r['path']) for r in rows) == sorted(
+        (m, p) for m in models for p in ort_benchmark.PATHS)
+    for row in rows:
+        assert row['ms'] > 0 and (row['threads'], row['batch']) == (1, 1)
+        if row['model'] == ort_benchmark.BACKBONE:
+            assert row['vs_backbone_pct'] == row['cpu_vs_backbone_pct'] == 0
+    assert '| onnxruntime |' in ort_benchmark.markdown(rows)
+
+
+def test_ort_benchmark_refuses_mixed_input_sizes(tmp_path):
+    with pytest.raises(ValueError, match='different input sizes'):
+        ort_benchmark.measure([CONFIG, ort_benchmark.DEFAULT_CONFIGS[0]], out_dir=str(tmp_path))
