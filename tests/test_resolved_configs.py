@@ -1,0 +1,92 @@
+"""Every shipped config resolves to the settings recorded in tests/data/resolved_configs.
+
+The reference files hold what each config resolved to (MMEngine's inheritance and variable
+substitution applied) when they were recorded. A change to a config or to a base it inherits
+shows here as a failing test naming the config and the first differing key.
+
+Run ``python tests/test_resolved_configs.py`` to record the files anew after an intended change.
+"""
+import glob
+import json
+import os.path as osp
+import sys
+
+import pytest
+from mmengine.config import Config
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
+DUMPS = osp.join(ROOT, 'tests', 'data', 'resolved_configs')
+CONFIGS = sorted(
+    glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True) +
+    glob.glob(osp.join(ROOT, 'projects', '*', 'configs', '*.py')) +
+    glob.glob(osp.join(ROOT, 'tests', 'data', '*.py')))
+CHECKOUT = '{repo}'  # stands for the checkout's absolute path in the recorded files
+
+
+def _config_id(path: str) -> str:
+    return osp.relpath(path, ROOT)
+
+
+def _dump_path(path: str) -> str:
+    return osp.join(DUMPS, osp.splitext(_config_id(path))[0] + '.json')
+
+
+def resolve(path: str) -> dict:
+    """A config's resolved settings as plain JSON values, with the checkout path replaced.
+
+    Args:
+        path (str): the config file.
+
+    Returns:
+        dict: the resolved config; tuples become lists, and every string naming a path
+        inside the checkout (``{{ fileDirname }}``) starts with ``{repo}`` instead.
+    """
+    text = json.dumps(Config.fromfile(path).to_dict(), sort_keys=True)
+    return json.loads(text.replace(json.dumps(ROOT)[1:-1], CHECKOUT))
+
+
+def _first_difference(actual, expected, where='cfg'):
+    """The first key path at which two resolved configs differ, or None."""
+    if isinstance(actual, dict) and isinstance(expected, dict):
+        for key in sorted(set(actual) | set(expected)):
+            if key not in actual or key not in expected:
+                return f'{where}.{key}: only in the {"dump" if key in expected else "config"}'
+            found = _first_difference(actual[key], expected[key], f'{where}.{key}')
+            if found:
+                return found
+        return None
+    if isinstance(actual, list) and isinstance(expected, list) and len(actual) == len(expected):
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            found = _first_difference(a, e, f'{where}[{i}]')
+            if found:
+                return found
+        return None
+    return None if actual == expected else f'{where}: {actual!r} != recorded {expected!r}'
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=_config_id)
+def test_config_resolves_as_recorded(path):
+    with open(_dump_path(path)) as f:
+        expected = json.load(f)
+    assert _first_difference(resolve(path), expected) is None
+
+
+def test_every_dump_has_its_config():
+    dumps = glob.glob(osp.join(DUMPS, '**', '*.json'), recursive=True)
+    assert sorted(dumps) == sorted(_dump_path(path) for path in CONFIGS)
+
+
+def _record(paths):
+    import os
+    for path in paths:
+        out = _dump_path(path)
+        os.makedirs(osp.dirname(out), exist_ok=True)
+        with open(out, 'w') as f:
+            json.dump(resolve(path), f, indent=1, sort_keys=True)
+            f.write('\n')
+        print(out)
+
+
+if __name__ == '__main__':
+    sys.path.insert(0, ROOT)
+    _record(CONFIGS)
