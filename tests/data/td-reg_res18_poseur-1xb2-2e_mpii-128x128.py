@@ -4,7 +4,8 @@
 # (mpii_gt_val.mat), so PCK is normalised by the box instead of the head (PCKh).
 _base_ = [
     'mmpose::body_2d_keypoint/topdown_regression/mpii/'
-    'td-reg_res50_rle-8xb64-210e_mpii-256x256.py'
+    'td-reg_res50_rle-8xb64-210e_mpii-256x256.py',
+    '../../configs/_base_/poseur.py'
 ]
 
 custom_imports = dict(imports=['poseur_mm'], allow_failed_imports=False)
@@ -27,15 +28,7 @@ codec = dict(type='RegressionLabel', input_size=(128, 128))
 # model settings
 model = dict(
     backbone=dict(_delete_=True, type='ResNet', depth=18, out_indices=(0, 1, 2, 3)),
-    neck=dict(
-        _delete_=True,
-        type='ChannelMapper',  # 1x1 conv + GroupNorm per level, no activation
-        in_channels=[64, 128, 256, 512],
-        out_channels=256,
-        kernel_size=1,
-        act_cfg=None,
-        norm_cfg=dict(type='GN', num_groups=32),
-        num_outs=4),
+    neck=dict(_base_.poseur_neck, _delete_=True, in_channels=[64, 128, 256, 512]),
     head=dict(
         _delete_=True,
         type='PoseurHead',
@@ -46,7 +39,7 @@ model = dict(
         decoder=codec))
 
 # the MMPose test images, beside their annotation file
-data_root = '{{ fileDirname }}/../../../shared/data/mmpose_testdata/mpii/'
+data_root = '{{ fileDirname }}/mpii/'
 
 # pipelines
 train_pipeline = [
@@ -82,16 +75,11 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 # hooks
-default_hooks = dict(
-    logger=dict(interval=1), checkpoint=dict(interval=1))
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
 
 # evaluators: PCK@0.5 of the box size (the base's save_best='PCK' reads it)
 val_evaluator = dict(_delete_=True, type='PCKAccuracy', thr=0.5, norm_item='bbox')
 test_evaluator = val_evaluator
 
 # the model's checks run when mim starts the run; a NaN/inf loss stops it before a checkpoint
-custom_hooks = [
-    dict(type='SyncBuffersHook'),
-    dict(type='PoseurCheckHook'),
-    dict(type='NonFiniteLossHook')
-]
+custom_hooks = [dict(type='SyncBuffersHook'), *_base_.poseur_custom_hooks]
