@@ -20,7 +20,8 @@ ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 DUMPS = osp.join(ROOT, 'tests', 'data', 'resolved_configs')
 FRAGMENT = osp.join(ROOT, 'configs', '_base_', 'poseur.py')
 CONFIGS = sorted(
-    [p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True) if p != FRAGMENT]
+    [p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+     if '_base_' not in p]
     + glob.glob(osp.join(ROOT, 'projects', '*', 'configs', '*.py')) +
     glob.glob(osp.join(ROOT, 'tests', 'data', '*.py')))
 CHECKOUT = '{repo}'  # stands for the checkout's absolute path in the recorded files
