@@ -56,7 +56,7 @@ val_pipeline = [
     dict(type='PackPoseInputs')
 ]
 
-# data loaders
+# data loaders: ground-truth boxes in validation
 train_dataloader = dict(
     batch_size=2,
     num_workers=0,
@@ -65,12 +65,8 @@ train_dataloader = dict(
         data_root=data_root, ann_file='test_coco.json', data_prefix=dict(img=''),
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(
-        data_root=data_root, ann_file='test_coco.json', data_prefix=dict(img=''),
-        bbox_file=None, pipeline=val_pipeline))
+    train_dataloader,
+    dataset=dict(train_dataloader['dataset'], bbox_file=None, pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 # hooks

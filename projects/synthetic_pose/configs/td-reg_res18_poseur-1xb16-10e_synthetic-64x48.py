@@ -83,11 +83,10 @@ train_dataloader = dict(
         data_prefix=dict(img='train/'),
         pipeline=train_pipeline))
 val_dataloader = dict(
+    train_dataloader,
     batch_size=64,
-    num_workers=0,
-    persistent_workers=False,
     dataset=dict(
-        data_root=data_root,
+        train_dataloader['dataset'],
         ann_file='annotations/person_keypoints_val.json',
         bbox_file=None,
         data_prefix=dict(img='val/'),
