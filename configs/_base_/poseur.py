@@ -26,6 +26,47 @@ poseur_sync_bn = 'torch'
 poseur_optimizer = dict(type='AdamW', lr=1e-3, weight_decay=1e-4)
 poseur_paramwise_cfg = dict(custom_keys={'sampling_offsets': dict(lr_mult=0.1)})
 
+# backbones of the published runs besides MMPose's ResNet-50, ImageNet-pretrained (as MMPose's
+# heatmap configs load them); a config adds the stages it reads (out_indices)
+poseur_mobilenetv2 = dict(
+    type='MobileNetV2',
+    widen_factor=1.,
+    init_cfg=dict(type='Pretrained', checkpoint='mmcls://mobilenet_v2'))
+# HRNet-W32 with all four branches as outputs (strides 4, 8, 16, 32)
+poseur_hrnet_w32 = dict(
+    type='HRNet',
+    in_channels=3,
+    extra=dict(
+        stage1=dict(
+            num_modules=1,
+            num_branches=1,
+            block='BOTTLENECK',
+            num_blocks=(4, ),
+            num_channels=(64, )),
+        stage2=dict(
+            num_modules=1,
+            num_branches=2,
+            block='BASIC',
+            num_blocks=(4, 4),
+            num_channels=(32, 64)),
+        stage3=dict(
+            num_modules=4,
+            num_branches=3,
+            block='BASIC',
+            num_blocks=(4, 4, 4),
+            num_channels=(32, 64, 128)),
+        stage4=dict(
+            num_modules=3,
+            num_branches=4,
+            block='BASIC',
+            num_blocks=(4, 4, 4, 4),
+            num_channels=(32, 64, 128, 256),
+            multiscale_output=True)),
+    init_cfg=dict(
+        type='Pretrained',
+        checkpoint='https://download.openmmlab.com/mmpose/'
+        'pretrain_models/hrnet_w32-36af842e.pth'))
+
 # neck: per backbone level a 1x1 conv + GroupNorm, no activation; a config adds the
 # backbone's in_channels
 poseur_neck = dict(

@@ -1,14 +1,8 @@
 # SimpleBaseline (heatmap), MobileNetV2, COCO 256x192: pairs with both Poseur MobileNetV2 configs.
-_base_ = [
-    'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
-    'td-hm_mobilenetv2_8xb64-210e_coco-256x192.py',
-    '../../../_base_/poseur.py'
-]
+# MMPose's MobileNetV2 heatmap config is its ResNet-50 one with this backbone, so this is the
+# ResNet-50 baseline with it.
+_base_ = ['./td-hm_res50_8xb32-325e_coco-256x192.py']
 
-# Poseur's batch, schedule and SyncBN (configs/_base_/poseur.py), so that only the head (with
-# its codec, loss and optimizer) differs from the paired Poseur config
-train_cfg = _base_.poseur_train_cfg
-sync_bn = _base_.poseur_sync_bn
-param_scheduler = _base_.poseur_param_scheduler
-auto_scale_lr = _base_.poseur_auto_scale_lr
-train_dataloader = _base_.poseur_train_dataloader
+model = dict(
+    backbone=dict(_base_.poseur_mobilenetv2, _delete_=True, out_indices=(7, )),  # stride 32
+    head=dict(in_channels=1280))
