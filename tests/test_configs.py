@@ -183,8 +183,10 @@ def test_config_builds_trains_and_predicts(path):
             assert ((scores >= 0) & (scores <= 1)).all()
 
 
-POSEUR_CONFIGS = [path for path in CONFIGS + sorted(glob.glob(osp.join(ROOT, 'tests', 'data', '*.py')))
-                  if Config.fromfile(path).model.get('head', {}).get('type') == 'PoseurHead']
+POSEUR_CONFIGS = [
+    path for path in CONFIGS + sorted(glob.glob(osp.join(TEST_DATA, '*.py')))
+    if Config.fromfile(path).model.get('head', {}).get('type') == 'PoseurHead'
+]
 
 
 @pytest.mark.parametrize('path', POSEUR_CONFIGS, ids=_config_id)

@@ -53,8 +53,8 @@ def _source_config(swap_path: str) -> str:
     base = next(
         node.value for node in tree.body if isinstance(node, ast.Assign)
         and isinstance(node.targets[0], ast.Name) and node.targets[0].id == '_base_')
-    (scoped, ) = ast.literal_eval(base)
-    assert scoped.startswith('mmpose::'), 'a swap config inherits an MMPose config'
+    # one MMPose config, beside configs/_base_/poseur.py
+    (scoped, ) = [path for path in ast.literal_eval(base) if path.startswith('mmpose::')]
     return scoped[len('mmpose::'):]
 
 
