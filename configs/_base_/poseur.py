@@ -67,6 +67,19 @@ poseur_hrnet_w32 = dict(
         checkpoint='https://download.openmmlab.com/mmpose/'
         'pretrain_models/hrnet_w32-36af842e.pth'))
 
+# HRNet-W48: HRNet-W32 with 1.5x the channels in every branch
+poseur_hrnet_w48 = dict(
+    poseur_hrnet_w32,
+    extra=dict(
+        poseur_hrnet_w32['extra'],
+        stage2=dict(poseur_hrnet_w32['extra']['stage2'], num_channels=(48, 96)),
+        stage3=dict(poseur_hrnet_w32['extra']['stage3'], num_channels=(48, 96, 192)),
+        stage4=dict(poseur_hrnet_w32['extra']['stage4'], num_channels=(48, 96, 192, 384))),
+    init_cfg=dict(
+        poseur_hrnet_w32['init_cfg'],
+        checkpoint='https://download.openmmlab.com/mmpose/'
+        'pretrain_models/hrnet_w48-8ef0771d.pth'))
+
 # neck: per backbone level a 1x1 conv + GroupNorm, no activation; a config adds the
 # backbone's in_channels
 poseur_neck = dict(
