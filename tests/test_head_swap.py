@@ -23,9 +23,9 @@ from projects.head_swap.config_utils import backbone_out_channels, channel_mappe
 ROOT = osp.join(osp.dirname(__file__), '..')
 MMPOSE_CONFIGS = osp.join(osp.dirname(mmpose.__file__), '.mim', 'configs')
 SWAP_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'projects', 'head_swap', 'configs', '*.py')))
-ALL_CONFIGS = sorted(
-    glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True) +
-    glob.glob(osp.join(ROOT, 'projects', '*', 'configs', '*.py')))
+ALL_CONFIGS = sorted(  # configs/_base_ holds fragments, not configs
+    [p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+     if '_base_' not in p] + glob.glob(osp.join(ROOT, 'projects', '*', 'configs', '*.py')))
 # top-level keys a swap may change; every other key must equal the source config's
 SWAPPED_KEYS = {
     'model', 'codec', 'custom_imports', 'train_pipeline', 'train_pipeline_stage2',
@@ -53,8 +53,8 @@ def _source_config(swap_path: str) -> str:
     base = next(
         node.value for node in tree.body if isinstance(node, ast.Assign)
         and isinstance(node.targets[0], ast.Name) and node.targets[0].id == '_base_')
-    (scoped, ) = ast.literal_eval(base)
-    assert scoped.startswith('mmpose::'), 'a swap config inherits an MMPose config'
+    # one MMPose config, beside configs/_base_/poseur.py
+    (scoped, ) = [path for path in ast.literal_eval(base) if path.startswith('mmpose::')]
     return scoped[len('mmpose::'):]
 
 

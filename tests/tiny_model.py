@@ -8,7 +8,7 @@ from mmpose.utils import register_all_modules
 
 import poseur_mm  # noqa: F401
 
-COCO_ROOT = osp.join(osp.dirname(__file__), '..', '..', 'shared', 'data', 'mmpose_testdata', 'coco')
+COCO_ROOT = osp.join(osp.dirname(__file__), 'data', 'coco')  # MMPose's COCO test images
 CODEC = dict(type='RegressionLabel', input_size=(48, 64))
 register_all_modules()
 

@@ -15,7 +15,7 @@ model = dict(
     head=dict(query_decoder=dict(num_layers=2), decoder=codec))
 
 # the MMPose test images
-data_root = '{{ fileDirname }}/../../../shared/data/mmpose_testdata/coco/'
+data_root = '{{ fileDirname }}/coco/'
 
 # pipelines
 train_pipeline = [

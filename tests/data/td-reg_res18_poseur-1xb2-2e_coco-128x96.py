@@ -1,9 +1,10 @@
 # A tiny Poseur for the `mim train` / `mim test` checks: MMPose's COCO RLE config (runtime,
-# dataset, pipelines, CocoMetric) with a ResNet-18 from scratch, a 2-layer decoder, 128x96
-# crops and 2 epochs on the MMPose test images (ground-truth boxes, no downloads).
+# dataset, pipelines, CocoMetric) with a ResNet-18 from scratch, Poseur's neck, a 2-layer decoder,
+# 128x96 crops and 2 epochs on the MMPose test images (ground-truth boxes, no downloads).
 _base_ = [
     'mmpose::body_2d_keypoint/topdown_regression/coco/'
-    'td-reg_res50_rle-8xb64-210e_coco-256x192.py'
+    'td-reg_res50_rle-8xb64-210e_coco-256x192.py',
+    '../../configs/_base_/poseur.py'
 ]
 
 custom_imports = dict(imports=['poseur_mm'], allow_failed_imports=False)
@@ -23,18 +24,10 @@ param_scheduler = [
 # codec settings
 codec = dict(type='RegressionLabel', input_size=(96, 128))
 
-# model settings
+# model settings: PoseurHead's defaults but for the decoder depth
 model = dict(
     backbone=dict(_delete_=True, type='ResNet', depth=18, out_indices=(0, 1, 2, 3)),
-    neck=dict(
-        _delete_=True,
-        type='ChannelMapper',  # 1x1 conv + GroupNorm per level, no activation
-        in_channels=[64, 128, 256, 512],
-        out_channels=256,
-        kernel_size=1,
-        act_cfg=None,
-        norm_cfg=dict(type='GN', num_groups=32),
-        num_outs=4),
+    neck=dict(_base_.poseur_neck, _delete_=True, in_channels=[64, 128, 256, 512]),
     head=dict(
         _delete_=True,
         type='PoseurHead',
@@ -45,7 +38,7 @@ model = dict(
         decoder=codec))
 
 # the MMPose test images, beside their annotation file
-data_root = '{{ fileDirname }}/../../../shared/data/mmpose_testdata/coco/'
+data_root = '{{ fileDirname }}/coco/'
 
 # pipelines
 train_pipeline = [
@@ -63,7 +56,7 @@ val_pipeline = [
     dict(type='PackPoseInputs')
 ]
 
-# data loaders
+# data loaders: ground-truth boxes in validation
 train_dataloader = dict(
     batch_size=2,
     num_workers=0,
@@ -72,17 +65,12 @@ train_dataloader = dict(
         data_root=data_root, ann_file='test_coco.json', data_prefix=dict(img=''),
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(
-        data_root=data_root, ann_file='test_coco.json', data_prefix=dict(img=''),
-        bbox_file=None, pipeline=val_pipeline))
+    train_dataloader,
+    dataset=dict(train_dataloader['dataset'], bbox_file=None, pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 # hooks
-default_hooks = dict(
-    logger=dict(interval=1), checkpoint=dict(interval=1))
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
 
 # evaluators
 val_evaluator = dict(
@@ -90,8 +78,4 @@ val_evaluator = dict(
 test_evaluator = val_evaluator
 
 # the model's checks run when mim starts the run; a NaN/inf loss stops it before a checkpoint
-custom_hooks = [
-    dict(type='SyncBuffersHook'),
-    dict(type='PoseurCheckHook'),
-    dict(type='NonFiniteLossHook')
-]
+custom_hooks = [dict(type='SyncBuffersHook'), *_base_.poseur_custom_hooks]

@@ -1,97 +1,44 @@
-# A tiny Poseur for the `mim train` / `mim test` checks: MMPose's MPII RLE config (runtime,
-# dataset, pipelines) with a ResNet-18 from scratch, a 2-layer decoder, 128x128 crops and
-# 2 epochs on the MMPose test images. The test annotations have no head boxes
+# The tiny Poseur of td-reg_res18_poseur-1xb2-2e_coco-128x96.py on MMPose's MPII test images,
+# at 128x128, for the `mim train` / `mim test` checks. The test annotations have no head boxes
 # (mpii_gt_val.mat), so PCK is normalised by the box instead of the head (PCKh).
-_base_ = [
-    'mmpose::body_2d_keypoint/topdown_regression/mpii/'
-    'td-reg_res50_rle-8xb64-210e_mpii-256x256.py'
-]
-
-custom_imports = dict(imports=['poseur_mm'], allow_failed_imports=False)
-
-# runtime
-train_cfg = dict(max_epochs=2, val_interval=1)
-
-# optimizer
-optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, weight_decay=1e-4))
-
-# learning policy
-param_scheduler = [
-    dict(type='LinearLR', begin=0, end=4, start_factor=0.1, by_epoch=False),  # warm-up
-    dict(type='MultiStepLR', begin=0, end=2, milestones=[1], gamma=0.1, by_epoch=True)
-]
+_base_ = ['td-reg_res18_poseur-1xb2-2e_coco-128x96.py']
 
 # codec settings
 codec = dict(type='RegressionLabel', input_size=(128, 128))
 
 # model settings
-model = dict(
-    backbone=dict(_delete_=True, type='ResNet', depth=18, out_indices=(0, 1, 2, 3)),
-    neck=dict(
-        _delete_=True,
-        type='ChannelMapper',  # 1x1 conv + GroupNorm per level, no activation
-        in_channels=[64, 128, 256, 512],
-        out_channels=256,
-        kernel_size=1,
-        act_cfg=None,
-        norm_cfg=dict(type='GN', num_groups=32),
-        num_outs=4),
-    head=dict(
-        _delete_=True,
-        type='PoseurHead',
-        in_channels=256,
-        num_joints=16,
-        query_decoder=dict(num_layers=2),
-        loss=dict(type='PoseurRLELoss'),
-        decoder=codec))
+model = dict(head=dict(num_joints=16, decoder=codec))
 
-# the MMPose test images, beside their annotation file
-data_root = '{{ fileDirname }}/../../../shared/data/mmpose_testdata/mpii/'
+# base dataset settings
+dataset_type = 'MpiiDataset'
+data_root = '{{ fileDirname }}/mpii/'
 
-# pipelines
-train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale'),
-    dict(type='RandomFlip', direction='horizontal'),
-    dict(type='TopdownAffine', input_size=codec['input_size']),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs')
-]
-val_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale'),
-    dict(type='TopdownAffine', input_size=codec['input_size']),
-    dict(type='PackPoseInputs')
-]
 
-# data loaders
+# pipelines: the COCO config's at this input size
+def _resized(pipeline):
+    return [
+        dict(t, input_size=codec['input_size']) if t.type == 'TopdownAffine' else
+        dict(t, encoder=codec) if t.type == 'GenerateTarget' else t for t in pipeline
+    ]
+
+
+train_pipeline = _resized(_base_.train_pipeline)
+val_pipeline = _resized(_base_.val_pipeline)
+
+# data loaders: MPII's test annotations, ground-truth boxes in validation
 train_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
     dataset=dict(
-        data_root=data_root, ann_file='test_mpii.json', data_prefix=dict(img=''),
+        type=dataset_type, data_root=data_root, ann_file='test_mpii.json',
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
     dataset=dict(
-        data_root=data_root, ann_file='test_mpii.json', data_prefix=dict(img=''),
-        headbox_file=None, pipeline=val_pipeline))
+        type=dataset_type, data_root=data_root, ann_file='test_mpii.json', headbox_file=None,
+        pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 # hooks
-default_hooks = dict(
-    logger=dict(interval=1), checkpoint=dict(interval=1))
+default_hooks = dict(checkpoint=dict(save_best='PCK'))
 
-# evaluators: PCK@0.5 of the box size (the base's save_best='PCK' reads it)
+# evaluators: PCK@0.5 of the box size
 val_evaluator = dict(_delete_=True, type='PCKAccuracy', thr=0.5, norm_item='bbox')
 test_evaluator = val_evaluator
-
-# the model's checks run when mim starts the run; a NaN/inf loss stops it before a checkpoint
-custom_hooks = [
-    dict(type='SyncBuffersHook'),
-    dict(type='PoseurCheckHook'),
-    dict(type='NonFiniteLossHook')
-]

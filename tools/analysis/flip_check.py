@@ -46,8 +46,7 @@ from mmpose.utils import register_all_modules
 
 import poseur_mm  # noqa: F401
 
-COCO_ROOT = osp.join(osp.dirname(__file__), '..', '..', '..', 'shared', 'data',
-                     'mmpose_testdata', 'coco')
+COCO_ROOT = osp.join(osp.dirname(__file__), '..', '..', 'tests', 'data', 'coco')
 ANN_FILE = 'test_coco.json'
 INPUT_SIZE = (96, 128)  # (w, h)
 CODEC = dict(type='RegressionLabel', input_size=INPUT_SIZE)

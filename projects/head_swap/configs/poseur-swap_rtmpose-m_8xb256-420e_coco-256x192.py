@@ -1,7 +1,10 @@
 # Head swap: MMPose's RTMPose-m (CSPNeXt-m + SimCC) config turned into a Poseur model, with the
 # backbone initialised from that model's COCO-trained checkpoint. Data, augmentation (both
 # pipeline stages), optimizer, schedule and EMA stay RTMPose's.
-_base_ = ['mmpose::body_2d_keypoint/rtmpose/coco/rtmpose-m_8xb256-420e_coco-256x192.py']
+_base_ = [
+    'mmpose::body_2d_keypoint/rtmpose/coco/rtmpose-m_8xb256-420e_coco-256x192.py',
+    '../../../configs/_base_/poseur.py'
+]
 
 custom_imports = dict(imports=['poseur_mm'], allow_failed_imports=False)
 
@@ -15,14 +18,7 @@ model = dict(
             prefix='backbone.',  # the trained pose model's backbone weights only
             checkpoint='https://download.openmmlab.com/mmpose/v1/projects/rtmposev1/'
             'rtmpose-m_simcc-coco_pt-aic-coco_420e-256x192-d8dd5ca4_20230127.pth')),
-    neck=dict(
-        type='ChannelMapper',  # 1x1 conv + GroupNorm per level, no activation
-        in_channels=[96, 192, 384, 768],
-        out_channels=256,
-        kernel_size=1,
-        act_cfg=None,
-        norm_cfg=dict(type='GN', num_groups=32),  # GroupNorm
-        num_outs=4),
+    neck=dict(_base_.poseur_neck, in_channels=[96, 192, 384, 768]),
     head=dict(_delete_=True, type='PoseurHead', in_channels=256, num_joints=17, decoder=codec))
 
 
@@ -37,10 +33,10 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 custom_hooks = [
     dict(h, switch_pipeline=train_pipeline_stage2) if h.type == 'mmdet.PipelineSwitchHook' else h
     for h in _base_.custom_hooks
-] + [dict(type='PoseurCheckHook'), dict(type='NonFiniteLossHook')]
+] + _base_.poseur_custom_hooks
 
 # the deformable attention's sampling offsets learn at 0.1x the base lr
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'sampling_offsets': dict(lr_mult=0.1)}))
+optim_wrapper = dict(paramwise_cfg=_base_.poseur_paramwise_cfg)
 
 # rescore with the keypoint uncertainty scores
 val_evaluator = dict(score_mode='bbox_rle')

@@ -3,7 +3,8 @@
 # optimizer and schedule stay MMPose's.
 _base_ = [
     'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
-    'td-hm_res50_8xb64-210e_coco-256x192.py'
+    'td-hm_res50_8xb64-210e_coco-256x192.py',
+    '../../../configs/_base_/poseur.py'
 ]
 
 custom_imports = dict(imports=['poseur_mm'], allow_failed_imports=False)
@@ -19,14 +20,7 @@ model = dict(
             prefix='backbone.',  # the trained pose model's backbone weights only
             checkpoint='https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/'
             'topdown_heatmap/coco/td-hm_res50_8xb64-210e_coco-256x192-04af38ce_20220923.pth')),
-    neck=dict(
-        type='ChannelMapper',  # 1x1 conv + GroupNorm per level, no activation
-        in_channels=[256, 512, 1024, 2048],
-        out_channels=256,
-        kernel_size=1,
-        act_cfg=None,
-        norm_cfg=dict(type='GN', num_groups=32),  # GroupNorm
-        num_outs=4),
+    neck=dict(_base_.poseur_neck, in_channels=[256, 512, 1024, 2048]),
     head=dict(_delete_=True, type='PoseurHead', in_channels=256, num_joints=17, decoder=codec),
     test_cfg=dict(_delete_=True, flip_test=True, shift_coords=True))
 
@@ -37,7 +31,7 @@ train_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 # the deformable attention's sampling offsets learn at 0.1x the base lr
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'sampling_offsets': dict(lr_mult=0.1)}))
+optim_wrapper = dict(paramwise_cfg=_base_.poseur_paramwise_cfg)
 
 # rescore with the keypoint uncertainty scores
 val_evaluator = dict(score_mode='bbox_rle')
@@ -47,8 +41,4 @@ test_evaluator = val_evaluator
 codec = dict(codec, _delete_=True)
 
 # check neck and datasets against the swapped-in head when the run starts
-custom_hooks = [
-    dict(type='SyncBuffersHook'),
-    dict(type='PoseurCheckHook'),
-    dict(type='NonFiniteLossHook')
-]
+custom_hooks = [dict(type='SyncBuffersHook'), *_base_.poseur_custom_hooks]

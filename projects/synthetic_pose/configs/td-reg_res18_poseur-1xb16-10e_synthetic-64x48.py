@@ -1,7 +1,10 @@
 # Poseur on the synthetic COCO-format set (poseur_mm.datasets.synthetic_coco), sized for a
 # 2-core CPU: ResNet-18 from scratch, 64x48 crops, 64-dim 3-layer decoder, AdamW, 10 epochs.
-_base_ = ['mmpose::body_2d_keypoint/topdown_regression/coco/'
-          'td-reg_res50_rle-8xb64-210e_coco-256x192.py']
+_base_ = [
+    'mmpose::body_2d_keypoint/topdown_regression/coco/'
+    'td-reg_res50_rle-8xb64-210e_coco-256x192.py',
+    '../../../configs/_base_/poseur.py'
+]
 custom_imports = dict(imports=['poseur_mm'], allow_failed_imports=False)
 
 # runtime
@@ -31,16 +34,9 @@ embed_dims = 64  # neck output = head input; GN(32) needs a multiple of 32
 model = dict(
     # ResNet-18 from scratch: no pretrained checkpoint to download
     backbone=dict(_delete_=True, type='ResNet', depth=18, out_indices=(0, 1, 2, 3)),
-    # 1x1 conv + GroupNorm per level, as Poseur's input projection
     neck=dict(
-        _delete_=True,
-        type='ChannelMapper',
-        in_channels=[64, 128, 256, 512],
-        out_channels=embed_dims,
-        kernel_size=1,
-        act_cfg=None,
-        norm_cfg=dict(type='GN', num_groups=32),
-        num_outs=4),
+        _base_.poseur_neck, _delete_=True, in_channels=[64, 128, 256, 512],
+        out_channels=embed_dims),
     head=dict(
         _delete_=True,
         type='PoseurHead',
@@ -87,28 +83,19 @@ train_dataloader = dict(
         data_prefix=dict(img='train/'),
         pipeline=train_pipeline))
 val_dataloader = dict(
+    train_dataloader,
     batch_size=64,
-    num_workers=0,
-    persistent_workers=False,
     dataset=dict(
-        data_root=data_root,
+        train_dataloader['dataset'],
         ann_file='annotations/person_keypoints_val.json',
         bbox_file=None,
         data_prefix=dict(img='val/'),
         pipeline=val_pipeline))
 test_dataloader = dict(
-    batch_size=64,
-    num_workers=0,
-    persistent_workers=False,
+    val_dataloader,
     dataset=dict(
-        type='CocoDataset',
-        data_root=data_root,
-        data_mode='topdown',
-        ann_file='annotations/person_keypoints_val.json',
-        bbox_file=data_root + 'person_detection_results/detections_val.json',
-        data_prefix=dict(img='val/'),
-        test_mode=True,
-        pipeline=val_pipeline))
+        val_dataloader['dataset'],
+        bbox_file=data_root + 'person_detection_results/detections_val.json'))
 
 # evaluators: Poseur's instance score (bbox score + mean + max of the keypoints' Laplace
 # scores) and OKS-NMS, as the COCO configs
@@ -119,11 +106,8 @@ val_evaluator = dict(
     nms_mode='oks_nms')
 test_evaluator = val_evaluator
 
-# check neck and datasets against the head when the run starts; stop on a NaN/inf loss
-# before it is checkpointed; resume continues the random streams
+# Poseur's checks; resume continues the random streams
 custom_hooks = [
-    dict(type='SyncBuffersHook'),  # the base runtime's, kept
-    dict(type='PoseurCheckHook'),
-    dict(type='NonFiniteLossHook'),
+    dict(type='SyncBuffersHook'), *_base_.poseur_custom_hooks,
     dict(type='RNGStateHook')
 ]

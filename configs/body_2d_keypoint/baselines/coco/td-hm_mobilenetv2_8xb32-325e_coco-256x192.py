@@ -1,22 +1,8 @@
 # SimpleBaseline (heatmap), MobileNetV2, COCO 256x192: pairs with both Poseur MobileNetV2 configs.
-_base_ = [
-    'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
-    'td-hm_mobilenetv2_8xb64-210e_coco-256x192.py'
-]
+# MMPose's MobileNetV2 heatmap config is its ResNet-50 one with this backbone, so this is the
+# ResNet-50 baseline with it.
+_base_ = ['./td-hm_res50_8xb32-325e_coco-256x192.py']
 
-# Poseur's batch, schedule and SyncBN (configs/body_2d_keypoint/poseur/coco/), so that
-# only the head (with its codec, loss and optimizer) differs from the paired Poseur config
-train_cfg = dict(max_epochs=325)
-sync_bn = 'torch'
-param_scheduler = [
-    dict(type='LinearLR', begin=0, end=500, start_factor=0.001, by_epoch=False),  # warm-up
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=train_cfg['max_epochs'],
-        milestones=[255, 310],
-        gamma=0.1,
-        by_epoch=True)
-]
-auto_scale_lr = dict(base_batch_size=256)
-train_dataloader = dict(batch_size=32)
+model = dict(
+    backbone=dict(_base_.poseur_mobilenetv2, _delete_=True, out_indices=(7, )),  # stride 32
+    head=dict(in_channels=1280))

@@ -1,36 +1,36 @@
 # RLE, HRNet-W48, COCO 384x288: pairs with Poseur HRNet-W48. MMPose ships no HRNet RLE config:
-# this is the paired heatmap baseline with MMPose's RLE head (and RLE's Adam lr) on global
-# average pooling of HRNet's stride-32 branch, the features Poseur's coarse regression uses.
-_base_ = ['./td-hm_hrnet-w48_8xb32-325e_coco-384x288.py']
+# this is the HRNet-W32 RLE baseline with HRNet-W48 at 384x288, and photometric distortion after
+# the affine crop, as in Poseur's HRNet-W48 config.
+_base_ = ['./td-reg_hrnet-w32_rle-8xb32-325e_coco-256x192.py']
 
 # codec settings
 codec = dict(type='RegressionLabel', input_size=(288, 384))
 
 # model settings
 model = dict(
-    backbone=dict(extra=dict(stage4=dict(multiscale_output=True))),
-    neck=dict(type='GlobalAveragePooling'),  # the head reads the last level
-    head=dict(
-        _delete_=True,
-        type='RLEHead',
-        in_channels=384,
-        num_joints=17,
-        loss=dict(type='RLELoss', use_target_weight=True),
-        decoder=codec),
-    test_cfg=dict(_delete_=True, flip_test=True, shift_coords=True))
+    backbone=dict(_base_.poseur_hrnet_w48, _delete_=True),
+    head=dict(in_channels=384, decoder=codec))
 
-# optimizer
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
-
-# pipelines: regression targets in place of heatmaps (photometric distortion kept)
+# pipelines
 train_pipeline = [
-    dict(t, encoder=codec) if t.type == 'GenerateTarget' else t for t in _base_.train_pipeline
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='RandomHalfBody'),
+    dict(type='RandomBBoxTransform'),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='PhotometricDistortion'),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs')
 ]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='PackPoseInputs')
+]
+
+# data loaders
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-
-# evaluators
-val_evaluator = dict(score_mode='bbox_rle')
-test_evaluator = val_evaluator
-
-# the top-level codec replaces, not merges into, the base's (the uses above keep this dict)
-codec = dict(codec, _delete_=True)
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
+test_dataloader = val_dataloader

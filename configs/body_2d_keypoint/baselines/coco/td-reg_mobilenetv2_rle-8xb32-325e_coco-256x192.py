@@ -1,27 +1,9 @@
-# RLE, MobileNetV2, COCO 256x192: pairs with both Poseur MobileNetV2 configs.
-_base_ = [
-    'mmpose::body_2d_keypoint/topdown_regression/coco/'
-    'td-reg_mobilenetv2_rle-pretrained-8xb64-210e_coco-256x192.py'
-]
+# RLE, MobileNetV2, COCO 256x192: pairs with both Poseur MobileNetV2 configs. MMPose's
+# MobileNetV2 RLE config is its ResNet-50 one with this backbone, started from MMPose's COCO
+# heatmap model; this is the ResNet-50 baseline with the backbone started from ImageNet, as
+# Poseur's is.
+_base_ = ['./td-reg_res50_rle-8xb32-325e_coco-256x192.py']
 
-# Poseur's batch, schedule and SyncBN (configs/body_2d_keypoint/poseur/coco/), so that
-# only the head (with its codec, loss and optimizer) differs from the paired Poseur config
-train_cfg = dict(max_epochs=325)
-sync_bn = 'torch'
-param_scheduler = [
-    dict(type='LinearLR', begin=0, end=500, start_factor=0.001, by_epoch=False),  # warm-up
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=train_cfg['max_epochs'],
-        milestones=[255, 310],
-        gamma=0.1,
-        by_epoch=True)
-]
-auto_scale_lr = dict(base_batch_size=256)
-train_dataloader = dict(batch_size=32)
-
-# MMPose's RLE MobileNetV2 starts from its COCO heatmap model; start from ImageNet as Poseur does
 model = dict(
-    backbone=dict(
-        init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='mmcls://mobilenet_v2')))
+    backbone=dict(_base_.poseur_mobilenetv2, _delete_=True, out_indices=(7, )),  # stride 32
+    head=dict(in_channels=1280))

@@ -6,13 +6,7 @@ codec = dict(type='RegressionLabel', input_size=(288, 384))
 
 # model settings
 model = dict(
-    backbone=dict(
-        extra=dict(
-            stage2=dict(num_channels=(48, 96)),
-            stage3=dict(num_channels=(48, 96, 192)),
-            stage4=dict(num_channels=(48, 96, 192, 384))),
-        init_cfg=dict(checkpoint='https://download.openmmlab.com/mmpose/'
-                      'pretrain_models/hrnet_w48-8ef0771d.pth')),
+    backbone=dict(_base_.poseur_hrnet_w48, _delete_=True),
     neck=dict(in_channels=[48, 96, 192, 384]),
     head=dict(decoder=codec))
 

@@ -1,79 +1,32 @@
 # Poseur, ResNet-50, MPII 256x256 (ground-truth boxes, PCKh). MMPose's MPII RLE config supplies
-# the data, augmentation and evaluation; the model, optimizer and schedule are those of
-# configs/body_2d_keypoint/poseur/coco/td-reg_res50_poseur-8xb32-325e_coco-256x192.py.
+# the data, augmentation and evaluation; the model, optimizer and schedule are Poseur's
+# (configs/_base_/poseur.py), as in the COCO config.
 _base_ = [
     'mmpose::body_2d_keypoint/topdown_regression/mpii/'
-    'td-reg_res50_rle-8xb64-210e_mpii-256x256.py'
+    'td-reg_res50_rle-8xb64-210e_mpii-256x256.py',
+    '../../../_base_/poseur.py'
 ]
 
 custom_imports = dict(imports=['poseur_mm'], allow_failed_imports=False)
 
-# runtime
-train_cfg = dict(max_epochs=325)
-sync_bn = 'torch'
-
-# optimizer: the deformable attention's sampling offsets learn at 0.1x the base lr
+# runtime, optimizer and learning policy: the published ones
+train_cfg = _base_.poseur_train_cfg
+sync_bn = _base_.poseur_sync_bn
 optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=1e-4),
-    paramwise_cfg=dict(custom_keys={'sampling_offsets': dict(lr_mult=0.1)}))
+    optimizer=dict(_base_.poseur_optimizer, _delete_=True),
+    paramwise_cfg=_base_.poseur_paramwise_cfg)
+param_scheduler = _base_.poseur_param_scheduler
+auto_scale_lr = _base_.poseur_auto_scale_lr
+train_dataloader = _base_.poseur_train_dataloader
 
-# learning policy
-param_scheduler = [
-    dict(type='LinearLR', begin=0, end=500, start_factor=0.001, by_epoch=False),  # warm-up
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=train_cfg['max_epochs'],
-        milestones=[255, 310],
-        gamma=0.1,
-        by_epoch=True)
-]
-
-# automatically scaling LR based on the actual training batch size (8 GPUs x 32)
-auto_scale_lr = dict(base_batch_size=256)
-
-# codec settings
+# model settings: ResNet-50's four stages (strides 4 to 32), Poseur's neck and head
 codec = dict(type='RegressionLabel', input_size=(256, 256))
-
-# model settings
 model = dict(
-    backbone=dict(out_indices=(0, 1, 2, 3)),  # ResNet-50, all four stages: strides 4 to 32
-    neck=dict(
-        _delete_=True,
-        type='ChannelMapper',  # 1x1 conv + GroupNorm per level, no activation
-        in_channels=[256, 512, 1024, 2048],
-        out_channels=256,
-        kernel_size=1,
-        act_cfg=None,
-        norm_cfg=dict(type='GN', num_groups=32),  # GroupNorm
-        num_outs=4),
-    head=dict(
-        _delete_=True,
-        type='PoseurHead',
-        in_channels=256,
-        num_joints=16,
-        num_feature_levels=4,
-        embed_dims=256,
-        query_decoder=dict(  # PoseurDecoder
-            num_layers=6,
-            layer_cfg=dict(  # PoseurDecoderLayer
-                num_heads=8, num_points=4, ffn_dims=1024, dropout=0.1)),
-        num_noise_groups=3,
-        noisy_points_per_group=4,
-        noise_variance=0.2,
-        score_radius=0.2,
-        flip_fusion='uncertainty',
-        loss=dict(type='PoseurRLELoss'),  # RLE with Poseur's flow prior
-        decoder=codec))
+    backbone=dict(out_indices=(0, 1, 2, 3)),
+    neck=dict(_base_.poseur_neck, _delete_=True, in_channels=[256, 512, 1024, 2048]),
+    head=dict(_base_.poseur_head, _delete_=True, num_joints=16, decoder=codec))
 
-# data loaders
-train_dataloader = dict(batch_size=32)
-
-# check neck and datasets against the head when the run starts; stop on a NaN/inf loss
-# before it is checkpointed; resume continues the random streams
 custom_hooks = [
-    dict(type='SyncBuffersHook'),  # the base runtime's, kept
-    dict(type='PoseurCheckHook'),
-    dict(type='NonFiniteLossHook'),
-    dict(type='RNGStateHook')
+    dict(type='SyncBuffersHook'), *_base_.poseur_custom_hooks,
+    dict(type='RNGStateHook')  # resume continues the random streams
 ]
