@@ -15,7 +15,7 @@ from tiny_model import COCO_ROOT
 def coco_root() -> str:
     """MMPose's COCO test images and ``test_coco.json`` (real files, no download)."""
     if not osp.isfile(osp.join(COCO_ROOT, 'test_coco.json')):
-        pytest.fail(f'MMPose test data missing at {COCO_ROOT}: copy mmpose/tests/data/coco there')
+        pytest.fail(f'test images missing at {COCO_ROOT}: restore tests/data/coco from git')
     return COCO_ROOT + '/'
 
 

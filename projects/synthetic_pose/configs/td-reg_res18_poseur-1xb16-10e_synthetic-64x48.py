@@ -1,4 +1,4 @@
-# Poseur on the synthetic COCO-format set (poseur_mm.datasets.synthetic_coco), sized for a
+# Poseur on the synthetic COCO-format set (projects/synthetic_pose/synthetic_coco.py), sized for a
 # 2-core CPU: ResNet-18 from scratch, 64x48 crops, 64-dim 3-layer decoder, AdamW, 10 epochs.
 _base_ = [
     'mmpose::body_2d_keypoint/topdown_regression/coco/'
