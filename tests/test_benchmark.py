@@ -13,8 +13,9 @@ from mmengine.config import Config
 from mmpose.registry import MODELS
 
 from poseur_mm.ops import emsda_sampling
+from poseur_tiny_checkpoint import CONFIG as TINY_CONFIG
 from table_cells import markdown_cells
-from tools.analysis import benchmark, emsda_benchmark, measure, report
+from tools.analysis import benchmark, emsda_benchmark, measure, ort_benchmark, report
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -51,6 +52,7 @@ def quick_run(tmp_path_factory):
     results = dict(
         models=read_csv(osp.join(out_dir, 'cost_table.csv')),
         emsda=read_csv(osp.join(out_dir, 'emsda_benchmark.csv')),
+        onnxruntime=read_csv(osp.join(out_dir, 'onnxruntime.csv')),
         accuracy=read_csv(osp.join(out_dir, 'accuracy_study.csv')))
     return results, out_dir
 
@@ -118,6 +120,48 @@ def test_quick_run_includes_emsda_micro_benchmark(quick_run):
             assert row[ratio] == pytest.approx(row[key] / base[key])
     # the per-head copy holds H = 8 copies of the memory and their gradients
     assert by_case[(2, 'per-head-copy')]['peak_mib'] > 3 * by_case[(2, 'emsda')]['peak_mib']
+
+
+@pytest.mark.slow
+def test_quick_run_includes_onnxruntime_rows_over_the_backbone(quick_run):
+    rows, out_dir = quick_run[0]['onnxruntime'], quick_run[1]
+    poseur = MODEL_NAMES[0]
+    models = [f'{poseur} (one pass)', f'{poseur} (flip test)'] + MODEL_NAMES[1:]
+    models.append(ort_benchmark.BACKBONE)
+    assert [(r['batch'], r['path'], r['model']) for r in rows] == [
+        (b, p, m) for b in (1, 2) for p in sorted(ort_benchmark.PATHS) for m in models]
+    base = {(r['batch'], r['path']): r for r in rows if r['model'] == ort_benchmark.BACKBONE}
+    for row in rows:
+        assert row['threads'] == 1 and row['ms'] > 0 and row['cpu_ms'] > 0
+        backbone = base[(row['batch'], row['path'])]
+        assert row['vs_backbone_pct'] == pytest.approx(100 * (row['ms'] / backbone['ms'] - 1))
+        assert row['cpu_vs_backbone_pct'] == pytest.approx(
+            100 * (row['cpu_ms'] / backbone['cpu_ms'] - 1))
+    assert 'onnxruntime 1.' in open(osp.join(out_dir, 'onnxruntime.md')).read()
+
+
+def test_ort_rows_time_both_paths_of_a_poseur_model_and_its_backbone(tmp_path):
+    """Small enough for the fast tier: the tiny Poseur config, one round."""
+    rows = ort_benchmark.measure([TINY_CONFIG], threads=(1, ), batches=(1, ), repeats={1: 1},
+                                 warmup=0, out_dir=str(tmp_path))
+    name = osp.splitext(osp.basename(TINY_CONFIG))[0]
+    models = [f'{name} (one pass)', f'{name} (flip test)', ort_benchmark.BACKBONE]
+    assert sorted((r['model'], r['path']) for r in rows) == sorted(
+        (m, p) for m in models for p in ort_benchmark.PATHS)
+    for row in rows:
+        assert row['ms'] > 0 and (row['threads'], row['batch']) == (1, 1)
+        if row['model'] == ort_benchmark.BACKBONE:
+            assert row['vs_backbone_pct'] == row['cpu_vs_backbone_pct'] == 0
+    # the flip-test graph runs the network twice
+    onnx = {r['model']: r for r in rows if r['path'] == 'onnxruntime'}
+    assert onnx[f'{name} (flip test)']['cpu_ms'] > onnx[f'{name} (one pass)']['cpu_ms']
+
+
+def test_ort_rows_refuse_mixed_input_sizes(tmp_path):
+    with pytest.raises(ValueError, match='different input sizes.*--skip-onnxruntime'):
+        ort_benchmark.measure([TINY_CONFIG, osp.join(REPO, benchmark.DEFAULT_CONFIGS[0])],
+                              threads=(1, ), batches=(1, ), repeats={1: 1}, warmup=0,
+                              out_dir=str(tmp_path))
 
 
 @pytest.mark.slow
@@ -209,15 +253,20 @@ def test_peak_memory_sees_a_temporary_allocation():
     assert measure.peak_memory_mib(lambda: None, torch.device('cpu')) < 8
 
 
-def test_time_interleaved_reports_medians():
-    ms = measure.time_interleaved({
-        'sleep': lambda: time.sleep(0.02),
-        'noop': lambda: None
-    },
-                                  warmup=1,
-                                  repeats=3,
-                                  device=torch.device('cpu'))
-    assert ms['sleep'] >= 20 and ms['noop'] < ms['sleep']
+def test_time_interleaved_reports_wall_and_cpu_medians():
+    def spin():
+        end = time.process_time() + 0.02
+        while time.process_time() < end:
+            pass
+
+    timings = measure.time_interleaved(
+        dict(sleep=lambda: time.sleep(0.02), spin=spin, noop=lambda: None),
+        warmup=1,
+        repeats=3,
+        device=torch.device('cpu'))
+    assert timings['sleep'].ms >= 20 and timings['noop'].ms < timings['sleep'].ms
+    # sleeping takes wall time but no CPU time; spinning takes both
+    assert timings['sleep'].cpu_ms < 5 and timings['spin'].cpu_ms >= 20
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 in the graph, onnxruntime parity."""
 import glob
 import os.path as osp
-import sys
 
 import numpy as np
 import onnx
@@ -21,8 +20,6 @@ from poseur_mm.ops.emsda_onnx import emsda_sampling_gather
 from poseur_tiny_checkpoint import CONFIG, annotated_boxes
 from tiny_model import COCO_ROOT
 
-sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'tools', 'analysis'))
-import ort_benchmark  # noqa: E402
 
 IMAGES = sorted(glob.glob(osp.join(COCO_ROOT, '*.jpg')))
 INPUT_SIZE = (96, 128)  # (w, h) of the tiny config
@@ -216,26 +213,3 @@ def test_export_refuses_a_non_poseur_head():
                 type='RLEHead', in_channels=512, num_joints=NUM_JOINTS, loss=dict(type='RLELoss'))))
     with pytest.raises(TypeError, match='PoseurHead'):
         PoseurDeployModel(model)
-
-
-def test_ort_benchmark_times_both_paths_against_the_backbone(tmp_path):
-    rows = ort_benchmark.measure([CONFIG],
-                                 threads=(1, ),
-                                 batches=(1, ),
-                                 repeats={1: 1},
-                                 warmup=0,
-                                 out_dir=str(tmp_path))
-    name = osp.splitext(osp.basename(CONFIG))[0]
-    models = [f'{name} (one pass)', f'{name} (flip test)', ort_benchmark.BACKBONE]
-    assert sorted((r['model'], r['path']) for r in rows) == sorted(
-        (m, p) for m in models for p in ort_benchmark.PATHS)
-    for row in rows:
-        assert row['ms'] > 0 and (row['threads'], row['batch']) == (1, 1)
-        if row['model'] == ort_benchmark.BACKBONE:
-            assert row['vs_backbone_pct'] == row['cpu_vs_backbone_pct'] == 0
-    assert '| onnxruntime |' in ort_benchmark.markdown(rows)
-
-
-def test_ort_benchmark_refuses_mixed_input_sizes(tmp_path):
-    with pytest.raises(ValueError, match='different input sizes'):
-        ort_benchmark.measure([CONFIG, ort_benchmark.DEFAULT_CONFIGS[0]], out_dir=str(tmp_path))

@@ -17,8 +17,11 @@ For every model config, and for each distinct backbone on its own, it measures:
 Timed is the network (``mode='tensor'``: backbone, neck, head) in eval mode, without data
 pre-processing or decoding. Each model is compared with the heatmap model of the same
 backbone and input size in the run (its "paired baseline"), and with the bare backbone
-(the head+neck cost). Writes ``cost_table.md``, ``cost_table.csv``, ``cost_table.png`` and,
-unless ``--skip-emsda``, the EMSDA micro-benchmark (:mod:`tools.analysis.emsda_benchmark`);
+(the head+neck cost). Writes ``cost_table.md``, ``cost_table.csv``, ``cost_table.png``;
+unless ``--skip-onnxruntime``, ``onnxruntime.md``/``.csv``, the same models' latency in
+onnxruntime and eager at batch 1 and N over the bare backbone
+(:mod:`tools.analysis.ort_benchmark`); unless ``--skip-emsda``, the EMSDA micro-benchmark
+(:mod:`tools.analysis.emsda_benchmark`);
 with ``--accuracy-study``, the accuracy-vs-resolution study
 (:mod:`projects.synthetic_pose.accuracy_study`).
 
@@ -33,6 +36,7 @@ import sys
 from collections import Counter
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import onnxruntime as ort
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
@@ -45,8 +49,9 @@ from tqdm import tqdm
 import poseur_mm  # noqa: F401  (registers the plugin's modules)
 from poseur_mm.ops.emsda import _EMSDASamplingCPU
 from projects.synthetic_pose import accuracy_study
-from tools.analysis import emsda_benchmark
-from tools.analysis.measure import machine_summary, peak_memory_mib, set_threads, time_interleaved
+from tools.analysis import emsda_benchmark, ort_benchmark
+from tools.analysis.measure import (TensorForward, machine_summary, peak_memory_mib, set_threads,
+                                    time_interleaved)
 from tools.analysis.report import markdown_table, write_tables
 
 # the checkout this script is in: the default configs are its configs/
@@ -68,17 +73,6 @@ RATIOS = (('params_m', 'params_vs_baseline'), ('gflops', 'gflops_vs_baseline'),
           ('latency_ms', 'latency_vs_baseline'), ('images_per_s', 'throughput_vs_baseline'))
 OVERHEADS = (('gflops', 'head_neck_gflops_pct'), ('latency_ms', 'head_neck_latency_pct'),
              ('ms_per_image', 'head_neck_ms_per_image_pct'))
-
-
-class TensorForward(nn.Module):
-    """The network of a pose estimator (backbone, neck, head) on an image batch."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: torch.Tensor):
-        return self.model(inputs, None, mode='tensor')
 
 
 def _emsda_flop_jit(inputs: list, outputs: list) -> int:
@@ -257,13 +251,13 @@ def measure(entries: List[Entry],
 
     with torch.no_grad():
         bar.set_postfix_str('latency, batch 1')
-        for name, ms in time_interleaved(forward_fns(1), warmup, repeats, device).items():
-            rows[name]['latency_ms'] = ms
+        for name, timing in time_interleaved(forward_fns(1), warmup, repeats, device).items():
+            rows[name]['latency_ms'] = timing.ms
         bar.update()
         bar.set_postfix_str(f'throughput, batch {batch}')
-        for name, ms in time_interleaved(forward_fns(batch), warmup, repeats, device).items():
-            rows[name]['ms_per_image'] = ms / batch
-            rows[name]['images_per_s'] = 1e3 * batch / ms
+        for name, timing in time_interleaved(forward_fns(batch), warmup, repeats, device).items():
+            rows[name]['ms_per_image'] = timing.ms / batch
+            rows[name]['images_per_s'] = 1e3 * batch / timing.ms
         bar.update()
         # memory last: peak_memory_mib changes malloc's behaviour for the rest of the process
         bar.set_postfix_str(f'peak memory, batch {batch}')
@@ -386,6 +380,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'CPUs; default: contiguous NCHW, as MMPose runs)')
     parser.add_argument('--skip-emsda', action='store_true', help='skip the EMSDA micro-benchmark')
     parser.add_argument(
+        '--skip-onnxruntime',
+        action='store_true',
+        help='skip the onnxruntime-vs-eager latency table (tools.analysis.ort_benchmark)')
+    parser.add_argument(
         '--accuracy-study',
         action='store_true',
         help='then train and evaluate Poseur, heatmap and RLE models at three input sizes on '
@@ -398,8 +396,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
     """Run the benchmark with command-line arguments ``argv``.
 
     Returns:
-        dict: ``models`` (cost-table rows, keys ``FIELDS``), ``emsda`` (the
-        micro-benchmark's rows, empty with ``--skip-emsda``) and, with
+        dict: ``models`` (cost-table rows, keys ``FIELDS``), ``onnxruntime`` (rows of
+        :mod:`tools.analysis.ort_benchmark`, empty with ``--skip-onnxruntime``), ``emsda``
+        (the micro-benchmark's rows, empty with ``--skip-emsda``) and, with
         ``--accuracy-study``, ``accuracy`` (the study's rows).
     """
     args = parse_args(argv)
@@ -430,7 +429,22 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
     print(table)
     for path in write_outputs(rows, args.out_dir, header, table, batch):
         print(f'wrote {path}')
-    results = dict(models=rows, emsda=[])
+    results = dict(models=rows, emsda=[], onnxruntime=[])
+    if not args.skip_onnxruntime:
+        # batch 1 is short and noisier: 4x the rounds
+        repeats = {batch: args.repeats, 1: 4 * args.repeats}
+        ort_rows = ort_benchmark.measure(configs, [torch.get_num_threads()], [1, batch], repeats,
+                                         args.warmup, osp.join(args.out_dir, 'onnx'), input_size)
+        ort_rows.sort(key=lambda r: (r['batch'], r['path']))  # stable: models keep their order
+        ort_header = (f'onnxruntime and eager latency over the bare backbone on '
+                      f'{machine_summary(device)}; onnxruntime {ort.__version__}, intra-op '
+                      f'threads as torch, batch fixed per session. Command: `{command}`')
+        table = markdown_table(ort_rows, ort_benchmark.COLUMNS)
+        print(table)
+        for path in write_tables(args.out_dir, 'onnxruntime', ort_header, table, ort_rows,
+                                 ort_benchmark.FIELDS):
+            print(f'wrote {path}')
+        results['onnxruntime'] = ort_rows
     if not args.skip_emsda:
         emsda_args = [
             '--warmup',

@@ -144,8 +144,8 @@ def run_benchmark(inputs: Sequence[str],
         for grad, key in ((False, 'forward_ms'), (True, 'forward_backward_ms')):
             bar.set_postfix_str(f'{name} B={batch} Q={num_queries} {key}')
             fns = {v: (lambda v=v, g=grad: problem.run(v, g)) for v in variants}
-            for variant, ms in time_interleaved(fns, warmup, repeats, device).items():
-                row[variant][key] = ms
+            for variant, timing in time_interleaved(fns, warmup, repeats, device).items():
+                row[variant][key] = timing.ms
             bar.update()
         rows.extend(row.values())
     # memory last: peak_memory_mib changes malloc's behaviour for the rest of the process

@@ -1,5 +1,5 @@
-"""What the benchmarks share: the machine they ran on, torch's threads, interleaved timing and
-peak memory of one call."""
+"""What the benchmarks share: the machine they ran on, torch's threads, interleaved timing,
+peak memory of one call and the network-only forward of a pose model."""
 import ctypes
 import gc
 import math
@@ -9,9 +9,10 @@ import platform
 import re
 import statistics
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, NamedTuple, Optional
 
 import torch
+from torch import nn
 
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
@@ -38,9 +39,16 @@ def set_threads(threads: Optional[int]) -> int:
     return torch.get_num_threads()
 
 
+class Timing(NamedTuple):
+    """Median milliseconds of one timed function."""
+    ms: float  # wall-clock time
+    cpu_ms: float  # CPU time of this process: on a loaded machine, without time others took
+
+
 def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int, repeats: int,
-                     device: torch.device) -> Dict[str, float]:
-    """Median wall time in ms of every function, calling them round-robin.
+                     device: torch.device) -> Dict[str, Timing]:
+    """Median wall and process CPU time of every function, calling them round-robin, so that
+    load from other jobs hits them alike.
 
     Args:
         fns (dict): name -> function of no arguments.
@@ -49,20 +57,37 @@ def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int, repeats:
         device (torch.device): synchronised around every call when CUDA.
 
     Returns:
-        dict: name -> median milliseconds.
+        dict: name -> :class:`Timing` in milliseconds.
     """
-    times = {name: [] for name in fns}
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
     for round_index in range(warmup + repeats):
         for name, fn in fns.items():
             if device.type == 'cuda':
                 torch.cuda.synchronize(device)
-            start = time.perf_counter()
+            start_wall, start_cpu = time.perf_counter(), time.process_time()
             fn()
             if device.type == 'cuda':
                 torch.cuda.synchronize(device)
             if round_index >= warmup:
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(values) for name, values in times.items()}
+                wall[name].append((time.perf_counter() - start_wall) * 1e3)
+                cpu[name].append((time.process_time() - start_cpu) * 1e3)
+    return {
+        name: Timing(statistics.median(wall[name]), statistics.median(cpu[name]))
+        for name in fns
+    }
+
+
+class TensorForward(nn.Module):
+    """The network of a pose estimator (backbone, neck, head) on an image batch
+    (``mode='tensor'``: no pre-processing, no decoding)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor):
+        return self.model(inputs, None, mode='tensor')
 
 
 def _proc_status_kib(key: str) -> int:
