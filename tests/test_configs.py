@@ -113,7 +113,14 @@ def _load(path: str) -> Config:
 pytestmark = pytest.mark.usefixtures('quiet_single_thread')
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=_config_id)
+def _build_param(path: str):
+    """HRNet and whole-body models take 3-11 s each to build, train a step and predict
+    (2-core CPU): those run in the slow tier."""
+    slow = any(key in osp.basename(path) for key in ('hrnet', 'wholebody'))
+    return pytest.param(path, marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize('path', [_build_param(p) for p in CONFIGS], ids=_config_id)
 def test_config_builds_trains_and_predicts(path):
     torch.manual_seed(0)
     np.random.seed(0)  # augmentation
