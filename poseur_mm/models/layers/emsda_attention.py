@@ -7,7 +7,6 @@ from mmpose.registry import MODELS
 from torch import Tensor, nn
 
 from poseur_mm.ops import emsda_sampling
-from poseur_mm.ops.emsda_onnx import emsda_sampling_grid_sample
 
 
 @MODELS.register_module()
@@ -111,10 +110,7 @@ class EMSDAttention(BaseModule):
         # offsets are in pixels of each level: divide by (W_l, H_l) -> (1, 1, 1, L, 1, 2)
         normalizer = spatial_shapes.flip(-1).to(offsets.dtype).view(1, 1, 1, levels, 1, 2)
         locations = reference_points.view(batch, num_queries, 1, 1, 1, 2) + offsets / normalizer
-        # embedding_bag has no ONNX operator: an export traces the GridSample version
-        sampling = emsda_sampling_grid_sample if torch.onnx.is_in_onnx_export() \
-            else emsda_sampling
-        sampled = sampling(value, spatial_shapes, locations, weights)  # (B, Q, H, C)
+        sampled = emsda_sampling(value, spatial_shapes, locations, weights)  # (B, Q, H, C)
         projected = torch.einsum('bqhc,hcd->bqhd', sampled, self.head_proj_weight)
         projected = projected + self.head_proj_bias  # (B, Q, H, C / H)
         output = self.output_proj(projected.reshape(batch, num_queries, self.embed_dims))
