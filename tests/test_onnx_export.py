@@ -11,7 +11,7 @@ import torch
 from mmpose.apis import inference_topdown
 from mmpose.registry import MODELS
 
-import poseur_mm.models.layers.emsda_attention as emsda_attention
+import poseur_mm.ops.emsda as emsda_ops
 from poseur_mm.deploy.export import (INPUT_NAME, KEYPOINT_TOLERANCE, OUTPUT_NAMES, SCORE_TOLERANCE,
                                      PoseurDeployModel, create_session, crop_to_image, export_onnx,
                                      main, make_crops, run_onnx)
@@ -94,7 +94,7 @@ def test_export_path_of_the_model_matches_eager(model, monkeypatch):
 
     # what the exporter traces: EMSDAttention switches to the Gather sampling
     monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
-    monkeypatch.setattr(emsda_attention, 'emsda_sampling_gather', counted)
+    monkeypatch.setattr(emsda_ops, 'emsda_sampling_gather', counted)
     with torch.no_grad():
         keypoints_grid, scores_grid, sigmas_grid = deploy(crops)
     assert len(calls) == 2 * NUM_DECODER_LAYERS  # the plain and the flipped pass

@@ -10,19 +10,24 @@ neighbouring memory cells, weighted by bilinear weight x attention weight, and
 the gathered vectors. The memory is shared by all heads (no per-head copy) and every level
 of every batch element is handled in the same call.
 
-Two kernels compute the same function (tests/test_emsda_fast_path.py checks both):
+:func:`emsda_sampling` dispatches to one of three forms of the same function:
 
 - float32/float64 on CPU: :class:`_EMSDASamplingCPU`, an autograd Function with a
   hand-written backward. The memory gradient is a second ``embedding_bag`` over the
   corners sorted by memory cell (each gradient row is written once, no zero-filled scatter
   target) and the corner dot products ``grad . value[cell]`` come from one sampled
-  sparse-dense product. Forward+backward at B=32, Q=68 ran 1.1-1.8x faster than autograd
-  through ``embedding_bag`` on a 2-core CPU (docs/benchmarks.md).
+  sparse-dense product. Forward+backward of the op at B=32, Q=68 ran 1.1-1.8x faster than
+  autograd through ``embedding_bag`` on a 2-core CPU (docs/benchmarks.md). It is kept
+  because a whole Poseur-R50 training step (batch 32, 256x192, 2 threads, AdamW) is
+  faster with it by more than 5 %: 1.07x and 1.18x (medians, ~6.6 s steps) in two
+  interleaved runs on a quiet machine, 1.03x and 1.21x in two under load.
 - everything else (CUDA, half-precision memories): autograd through ``embedding_bag``,
   whose kernels PyTorch ships for every device. ``sampled_addmm`` has no half-precision
   CPU kernel, and its CUDA kernel has not been tried with this op's unsorted, repeated
   columns. mmcv's compiled MSDA op does not fit either: it needs a per-head memory layout,
   which for EMSDA means copying the full memory once per head.
+- during ONNX export: :func:`~poseur_mm.ops.emsda_onnx.emsda_sampling_gather`, the same
+  sums as standard Gather and MatMul operators (``embedding_bag`` has no ONNX operator).
 
 ``torch.compile`` of the corner computation was measured and not adopted: it saved ~15% of
 the forward at B=32, Q=68 and nothing measurable of forward+backward, and it recompiles
@@ -35,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from .emsda_onnx import emsda_sampling_gather
 
 # memory dtypes of the hand-written CPU backward (``sampled_addmm`` has no half types)
 SPARSE_DTYPES = (torch.float32, torch.float64)
@@ -187,6 +194,10 @@ def emsda_sampling(value: Tensor, spatial_shapes: Tensor, sampling_locations: Te
                    attention_weights: Tensor) -> Tensor:
     """Attention-weighted bilinear samples of a shared multi-scale memory, per head.
 
+    The single entry point of the op: it picks the hand-written CPU kernel, autograd through
+    ``embedding_bag`` or, while exporting to ONNX, the GridSample form (see the module
+    docstring).
+
     Note:
         - B: batch size, N: memory tokens (sum of H_l * W_l), C: memory channels
         - Q: queries, H: heads, L: levels, P: sampling points per head and level
@@ -203,6 +214,8 @@ def emsda_sampling(value: Tensor, spatial_shapes: Tensor, sampling_locations: Te
     Returns:
         Tensor: for every head the weighted sum of its samples, shape (B, Q, H, C).
     """
+    if torch.onnx.is_in_onnx_export():  # checks its own shapes, without tracer warnings
+        return emsda_sampling_gather(value, spatial_shapes, sampling_locations, attention_weights)
     num_value = value.shape[1]
     num_levels = sampling_locations.shape[3]
     if spatial_shapes.shape != (num_levels, 2):

@@ -7,7 +7,6 @@ from mmpose.registry import MODELS
 from torch import Tensor, nn
 
 from poseur_mm.ops import emsda_sampling
-from poseur_mm.ops.emsda_onnx import emsda_sampling_gather
 
 
 @MODELS.register_module()
@@ -111,9 +110,7 @@ class EMSDAttention(BaseModule):
         # offsets are in pixels of each level: divide by (W_l, H_l) -> (1, 1, 1, L, 1, 2)
         normalizer = spatial_shapes.flip(-1).to(offsets.dtype).view(1, 1, 1, levels, 1, 2)
         locations = reference_points.view(batch, num_queries, 1, 1, 1, 2) + offsets / normalizer
-        # embedding_bag has no ONNX operator: an export traces the Gather version
-        sampling = emsda_sampling_gather if torch.onnx.is_in_onnx_export() else emsda_sampling
-        sampled = sampling(value, spatial_shapes, locations, weights)  # (B, Q, H, C)
+        sampled = emsda_sampling(value, spatial_shapes, locations, weights)  # (B, Q, H, C)
         # a batched matmul over heads, not einsum: onnxruntime's Einsum kernel took ~3x
         # as long as its MatMul here, and PyTorch gives the same bits either way
         projected = torch.matmul(sampled.transpose(1, 2), self.head_proj_weight).transpose(1, 2)
