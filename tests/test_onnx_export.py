@@ -12,13 +12,13 @@ from mmpose.apis import inference_topdown
 from mmpose.registry import MODELS
 
 import poseur_mm.ops.emsda as emsda_ops
-from poseur_mm.deploy.export import (INPUT_NAME, KEYPOINT_TOLERANCE, OUTPUT_NAMES, SCORE_TOLERANCE,
-                                     PoseurDeployModel, create_session, crop_to_image, export_onnx,
-                                     main, make_crops, run_onnx)
+from poseur_mm.deploy.export import (INPUT_NAME, OUTPUT_NAMES, PoseurDeployModel, create_session,
+                                     crop_to_image, export_onnx, run_onnx)
 from poseur_mm.ops import emsda_sampling
 from poseur_mm.ops.emsda_onnx import emsda_sampling_gather
 from poseur_tiny_checkpoint import CONFIG, annotated_boxes
 from tiny_model import COCO_ROOT
+from tools.deployment.pytorch2onnx import KEYPOINT_TOLERANCE, SCORE_TOLERANCE, main, make_crops
 
 
 IMAGES = sorted(glob.glob(osp.join(COCO_ROOT, '*.jpg')))
