@@ -195,7 +195,7 @@ def emsda_sampling(value: Tensor, spatial_shapes: Tensor, sampling_locations: Te
     """Attention-weighted bilinear samples of a shared multi-scale memory, per head.
 
     The single entry point of the op: it picks the hand-written CPU kernel, autograd through
-    ``embedding_bag`` or, while exporting to ONNX, the GridSample form (see the module
+    ``embedding_bag`` or, while exporting to ONNX, the Gather form (see the module
     docstring).
 
     Note:
