@@ -169,6 +169,32 @@ def test_noisy_groups_never_change_the_real_group():
     assert (merged.coords[-1][:, :17] - merged_other.coords[-1][:, :17]).abs().max() > 1e-4
 
 
+def test_prediction_computes_only_the_last_layers_outputs():
+    """``forward`` (predict, ONNX export) runs every decoder layer but only the last
+    layer's out_delta and sigma branches, and returns exactly what the all-layer pass
+    returns for that layer."""
+    torch.manual_seed(0)
+    head = small_head()
+    as_if_trained(head)
+    head.eval()
+    x = feats()
+    decoder = head.query_decoder
+    called = []
+    for name in ('delta_branches', 'out_delta_branches', 'sigma_branches'):
+        for index, branch in enumerate(getattr(decoder, name)):
+            branch.register_forward_hook(
+                lambda *args, key=(name, index): called.append(key))
+    with torch.no_grad():
+        everything = head.forward_all(x)['layers']
+        called.clear()
+        output = head(x)
+    last = len(decoder.layers) - 1
+    assert sorted(called) == sorted([('delta_branches', i) for i in range(last + 1)] +
+                                    [('out_delta_branches', last), ('sigma_branches', last)])
+    assert torch.equal(output, torch.cat((everything.coords[-1], everything.sigma_logits[-1]),
+                                         dim=-1))
+
+
 def test_real_group_matches_eval_mode_when_dropout_is_off():
     """Training adds random noisy groups; the real group's outputs equal the eval-mode ones."""
     torch.manual_seed(0)

@@ -227,14 +227,20 @@ class PoseurHead(BaseHead):
         noisy[:, slots] = (noisy[:, slots] + noise).clamp(*NOISY_POINT_RANGE)
         return torch.cat((coarse, noisy), dim=1)
 
-    def forward_all(self, feats: Tuple[Tensor]) -> Dict[str, object]:
+    def forward_all(self, feats: Tuple[Tensor],
+                    last_layer_only: bool = False) -> Dict[str, object]:
         """Every output of the head, computed in float32 whatever the autocast state;
         noisy groups are added in training mode.
+
+        Args:
+            feats (Tuple[Tensor]): L feature maps, each (B, C, H_l, W_l).
+            last_layer_only (bool): the decoder computes the last layer's outputs only
+                (see :meth:`PoseurDecoder.forward`). Defaults to False.
 
         Returns:
             dict: ``coarse`` (see :meth:`predict_coarse`), ``layers`` (the decoder's
             :class:`DecoderOutputs`: ``coords`` and ``sigma_logits``, each
-            (num_layers, B, Q, 2)) and ``num_groups`` G.
+            (num_layers or 1, B, Q, 2)) and ``num_groups`` G.
         """
         self.check_feats(feats)
         # the whole head runs in float32 under autocast, as the release's transformer does
@@ -250,7 +256,7 @@ class PoseurHead(BaseHead):
             queries = self.keypoint_encoder(reference_points)
             layers = self.query_decoder(
                 reference_points=reference_points, num_groups=num_groups,
-                **queries, **self.build_memory(feats))
+                last_layer_only=last_layer_only, **queries, **self.build_memory(feats))
         return dict(coarse=coarse, layers=layers, num_groups=num_groups)
 
     def forward(self, feats: Tuple[Tensor]) -> Tensor:
@@ -262,7 +268,7 @@ class PoseurHead(BaseHead):
         Returns:
             Tensor: normalised coordinates and sigma logits, shape (B, K, 4).
         """
-        layers = self.forward_all(feats)['layers']
+        layers = self.forward_all(feats, last_layer_only=True)['layers']
         return torch.cat((layers.coords[-1], layers.sigma_logits[-1]),
                          dim=-1)[:, :self.num_joints]
 

@@ -166,8 +166,8 @@ class PoseurDecoder(BaseModule):
         identical_copies(list(self.sigma_branches), last_gain=0.01)
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor,
-                reference_points: Tensor, spatial_shapes: Tensor,
-                num_groups: int) -> DecoderOutputs:
+                reference_points: Tensor, spatial_shapes: Tensor, num_groups: int,
+                last_layer_only: bool = False) -> DecoderOutputs:
         """
         Note:
             B: batch size, Q: queries (all groups), N: memory tokens, C: channels.
@@ -179,17 +179,23 @@ class PoseurDecoder(BaseModule):
             reference_points (Tensor): initial normalised (x, y), shape (B, Q, 2).
             spatial_shapes (Tensor): (H_l, W_l) per level, long, shape (L, 2).
             num_groups (int): query groups that must not attend to each other.
+            last_layer_only (bool): compute the outputs (out_delta and sigma branches) of
+                the last layer only, as prediction needs: 2 * (num_layers - 1) branches
+                fewer, which an exported graph would otherwise keep. Defaults to False.
 
         Returns:
-            DecoderOutputs: ``coords`` and ``sigma_logits`` of every layer, stacked, each
-            (num_layers, B, Q, 2).
+            DecoderOutputs: ``coords`` and ``sigma_logits`` of every layer (of the last
+            one with ``last_layer_only``), stacked, each (num_layers or 1, B, Q, 2).
         """
         coords, sigma_logits = [], []
         ref = reference_points
-        for layer, delta, out_delta, sigma in zip(self.layers, self.delta_branches,
-                                                  self.out_delta_branches, self.sigma_branches):
+        last = len(self.layers) - 1
+        for index, (layer, delta, out_delta, sigma) in enumerate(
+                zip(self.layers, self.delta_branches, self.out_delta_branches,
+                    self.sigma_branches)):
             query = layer(query, query_pos, memory, ref, spatial_shapes, num_groups)
             ref = torch.sigmoid(delta(query) + inverse_sigmoid(ref))
-            coords.append(ref + out_delta(query))
-            sigma_logits.append(sigma(query))
+            if index == last or not last_layer_only:
+                coords.append(ref + out_delta(query))
+                sigma_logits.append(sigma(query))
         return DecoderOutputs(torch.stack(coords), torch.stack(sigma_logits))
