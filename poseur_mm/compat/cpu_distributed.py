@@ -13,6 +13,7 @@ The first import starts the gloo process group before the runner is built (the r
 finds it initialised and skips ``init_dist``); the wrapper passes ``device_ids`` only to
 models on a GPU. Where CUDA is available both step aside, so the NCCL path is MMEngine's own.
 """
+import atexit
 import os
 
 import torch
@@ -33,7 +34,17 @@ def init_gloo_process_group() -> bool:
     if not launched or torch.cuda.is_available() or dist.is_initialized():
         return False
     dist.init_process_group(backend='gloo')
+    # MMEngine never destroys the group, and a finished two-process run then aborted at
+    # interpreter exit about once in 8 runs ("terminate called without an active
+    # exception", SIGABRT); with this teardown 12 of 12 runs exited cleanly
+    atexit.register(_destroy_process_group)
     return True
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.barrier()  # no rank closes its connections while another still finalises
+        dist.destroy_process_group()
 
 
 @MODEL_WRAPPERS.register_module()
