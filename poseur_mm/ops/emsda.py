@@ -20,7 +20,8 @@ of every batch element is handled in the same call.
   autograd through ``embedding_bag`` on a 2-core CPU (docs/benchmarks.md). It is kept
   because a whole Poseur-R50 training step (batch 32, 256x192, 2 threads, AdamW) is
   faster with it by more than 5 %: 1.07x, 1.18x and 1.07x (medians of 8-10 interleaved
-  steps of 6.6-8.6 s) in three runs on a quiet machine, 1.03x and 1.21x in two under load.
+  steps of 6.6-8.6 s) in three runs on a quiet machine, 1.03x and 1.21x in two under load
+  (``python -m tools.analysis.emsda_train_step``).
 - everything else (CUDA, half-precision memories): autograd through ``embedding_bag``,
   whose kernels PyTorch ships for every device. ``sampled_addmm`` has no half-precision
   CPU kernel, and its CUDA kernel has not been tried with this op's unsorted, repeated
