@@ -415,6 +415,11 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
               f'{args.repeats} runs after {args.warmup} warm-up. Command: `{command}`')
     print(header)
     entries = load_entries(configs, input_size)
+    sizes = {entry.input_size for entry in entries}
+    if not args.skip_onnxruntime and len(sizes) != 1:
+        raise ValueError(f'the configs have different input sizes {sorted(sizes)}; the '
+                         'onnxruntime table compares models of one input size: pass '
+                         '--input-size or --skip-onnxruntime')
     rows, skipped = measure(
         entries,
         batch,
@@ -433,8 +438,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
     if not args.skip_onnxruntime:
         # batch 1 is short and noisier: 4x the rounds
         repeats = {batch: args.repeats, 1: 4 * args.repeats}
-        ort_rows = ort_benchmark.measure(configs, [torch.get_num_threads()], [1, batch], repeats,
-                                         args.warmup, osp.join(args.out_dir, 'onnx'), input_size)
+        (ort_size, ) = sizes
+        ort_rows = ort_benchmark.measure(configs, ort_size, [torch.get_num_threads()], [1, batch],
+                                         repeats, args.warmup, osp.join(args.out_dir, 'onnx'))
         ort_rows.sort(key=lambda r: (r['batch'], r['path']))  # stable: models keep their order
         ort_header = (f'onnxruntime and eager latency over the bare backbone on '
                       f'{machine_summary(device)}; onnxruntime {ort.__version__}, intra-op '

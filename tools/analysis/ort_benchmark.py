@@ -19,7 +19,7 @@ path. Weights stay at their construction-time values: costs do not depend on the
 """
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -44,23 +44,21 @@ COLUMNS = (('threads', 'threads', '{}'), ('batch', 'batch', '{}'), ('path', 'pat
            ('load (1 min)', 'load_1min', '{:.1f}'))
 
 
-def build_rows(configs: Sequence[str],
-               input_size: Optional[Tuple[int, int]] = None) -> Dict[str, nn.Module]:
+def build_rows(configs: Sequence[str], input_size: Tuple[int, int]) -> Dict[str, nn.Module]:
     """Row name -> eval-mode module on crops (B, 3, H, W): each model (Poseur one pass and
     with flip test), then the first config's bare backbone.
 
     Args:
         configs (Sequence[str]): model configs.
-        input_size (tuple, optional): (w, h) the Poseur rows decode for, overriding the
-            codec's (the networks themselves take any size).
+        input_size (tuple): (w, h) the Poseur rows decode for (the networks themselves
+            take any size).
     """
     modules = {}
     for path in configs:
         model = init_model(Config.fromfile(path), None, device='cpu')
         name = osp.splitext(osp.basename(path))[0]
         if isinstance(model.head, PoseurHead):
-            if input_size:
-                model.head.decoder.input_size = tuple(input_size)
+            model.head.decoder.input_size = tuple(input_size)
             modules[f'{name} (one pass)'] = PoseurDeployModel(model, flip_test=False)
             modules[f'{name} (flip test)'] = PoseurDeployModel(model, flip_test=True)
         else:
@@ -101,24 +99,21 @@ def export_rows(modules: Dict[str, nn.Module], input_size: Tuple[int, int],
     return files
 
 
-def measure(configs: Sequence[str],
-            threads: Sequence[int],
-            batches: Sequence[int],
-            repeats: Dict[int, int],
-            warmup: int,
-            out_dir: str,
-            input_size: Optional[Tuple[int, int]] = None) -> List[dict]:
+def measure(configs: Sequence[str], input_size: Tuple[int, int], threads: Sequence[int],
+            batches: Sequence[int], repeats: Dict[int, int], warmup: int,
+            out_dir: str) -> List[dict]:
     """Time every row in both paths for every (threads, batch) setting.
 
     Args:
-        configs (Sequence[str]): model configs; all must share one input size, and the
-            first one's backbone is the bare-backbone row.
+        configs (Sequence[str]): model configs; the first one's backbone is the
+            bare-backbone row.
+        input_size (tuple): (w, h) of the crops, one for all models (the cost benchmark
+            passes the size it resolved for its rows).
         threads (Sequence[int]): intra-op thread counts, eager and onnxruntime alike.
         batches (Sequence[int]): batch sizes.
         repeats (dict): batch size -> timed rounds.
         warmup (int): untimed rounds first.
         out_dir (str): where the graphs are written.
-        input_size (tuple, optional): (w, h) of the crops, overriding the configs'.
 
     Returns:
         list[dict]: one row per (model, path, threads, batch) with the keys of ``FIELDS``:
@@ -126,13 +121,6 @@ def measure(configs: Sequence[str],
         backbone in the same path and setting, ``load_1min`` the 1-minute load average when
         the setting started.
     """
-    if input_size is None:
-        sizes = {tuple(Config.fromfile(path).codec['input_size']) for path in configs}
-        if len(sizes) != 1:
-            raise ValueError(f'the configs have different input sizes {sorted(sizes)}; '
-                             'compare models of one input size per run, or pass --input-size '
-                             'or --skip-onnxruntime')
-        (input_size, ) = sizes
     modules = build_rows(configs, input_size)
     files = export_rows(modules, input_size, out_dir)
     width, height = input_size
