@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import onnx
 import pytest
 import torch
 from mmengine.config import Config
@@ -153,9 +154,12 @@ def test_ort_rows_time_both_paths_of_a_poseur_model_and_its_backbone(tmp_path):
         assert row['ms'] > 0 and (row['threads'], row['batch']) == (1, 1)
         if row['model'] == ort_benchmark.BACKBONE:
             assert row['vs_backbone_pct'] == row['cpu_vs_backbone_pct'] == 0
-    # the flip-test graph runs the network twice
-    onnx = {r['model']: r for r in rows if r['path'] == 'onnxruntime'}
-    assert onnx[f'{name} (flip test)']['cpu_ms'] > onnx[f'{name} (one pass)']['cpu_ms']
+    # the flip-test row times a graph that runs the network twice (the graphs are written in
+    # build_rows' order: one pass, flip test, backbone); a timing comparison of one round
+    # would be flaky on a shared machine
+    graphs = [onnx.load(str(tmp_path / f'ort_row{i}.onnx')).graph for i in range(3)]
+    convs = [sum(node.op_type == 'Conv' for node in graph.node) for graph in graphs]
+    assert convs[1] == 2 * convs[0] and convs[2] < convs[0]
 
 
 def test_ort_rows_refuse_mixed_input_sizes(tmp_path):
