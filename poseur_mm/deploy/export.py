@@ -106,7 +106,8 @@ class PoseurDeployModel(nn.Module):
 
 def create_session(onnx_file: str,
                    threads: Optional[int] = None,
-                   batch: Optional[int] = None) -> ort.InferenceSession:
+                   batch: Optional[int] = None,
+                   profile_prefix: Optional[str] = None) -> ort.InferenceSession:
     """An onnxruntime CPU session of an exported graph, all graph optimisations on.
 
     With ``batch``, the graph's dynamic batch dimension is fixed for this session
@@ -119,6 +120,9 @@ def create_session(onnx_file: str,
         threads (int, optional): intra-op threads. Defaults to onnxruntime's choice.
         batch (int, optional): the only batch size the session will run. Defaults to
             None (any batch size).
+        profile_prefix (str, optional): record onnxruntime's per-node profile; its JSON
+            file starts with this path and is written by ``session.end_profiling()``.
+            Defaults to None (no profile).
 
     Returns:
         ort.InferenceSession: the session.
@@ -129,6 +133,9 @@ def create_session(onnx_file: str,
         options.intra_op_num_threads = threads
     if batch:
         options.add_free_dimension_override_by_name(BATCH_AXIS, batch)
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     return ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
 
 
