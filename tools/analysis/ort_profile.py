@@ -36,33 +36,31 @@ from poseur_mm.deploy.export import INPUT_NAME
 from tools.analysis.measure import machine_summary
 
 KERNEL_SUFFIX = '_kernel_time'
-# (part, pattern on the node name, op types or None for all), first match wins
+# (part, pattern on the node name), first match wins. The EMSDA sampling is the
+# cross-attention's Gather and its first MatMul, which the exporter names without a number
+# (the per-head projection is MatMul_1)
 PARTS = (
-    ('backbone', r'/backbone/', None),
-    ('neck', r'/neck/', None),
-    ('EMSDA sampling', r'/cross_attn/', ('Gather', 'MatMul')),
-    ('cross-attention, other', r'/cross_attn/', None),
-    ('self-attention', r'/self_attn/', None),
-    ('FFN', r'/ffn/', None),
-    ('decoder, other', r'query_decoder/', None),
+    ('backbone', r'/backbone/'),
+    ('neck', r'/neck/'),
+    ('EMSDA sampling', r'/cross_attn/(Gather(_\d+)?|MatMul)$'),
+    ('cross-attention, other', r'/cross_attn/'),
+    ('self-attention', r'/self_attn/'),
+    ('FFN', r'/ffn/'),
+    ('decoder, other', r'query_decoder/'),
 )
 REST = 'other'
 
 
-def part_of(node: str, op_type: str) -> str:
+def part_of(node: str) -> str:
     """The part of the model a profiled node belongs to (see ``PARTS``)."""
-    for part, pattern, op_types in PARTS:
-        if re.search(pattern, node) and (op_types is None or op_type in op_types):
+    for part, pattern in PARTS:
+        if re.search(pattern, node):
             return part
     return REST
 
 
 def split_profile(events: Sequence[dict]) -> pd.DataFrame:
     """Per-part kernel time of a profile, per run, the first run left out (it allocates).
-
-    The EMSDA ``MatMul`` that weights the gathered rows is told from the per-head
-    projection (also a ``MatMul`` in the cross-attention) by its name: the exporter
-    names the first ``MatMul`` of a module without a number.
 
     Args:
         events (Sequence[dict]): onnxruntime's profile (the JSON list it writes) of at
@@ -83,11 +81,9 @@ def split_profile(events: Sequence[dict]) -> pd.DataFrame:
         if (event.get('cat') != 'Node' or not event['name'].endswith(KERNEL_SUFFIX)
                 or event['ts'] < first_run_end):
             continue
-        node, op_type = event['name'][:-len(KERNEL_SUFFIX)], event['args']['op_name']
-        if op_type == 'MatMul' and not node.endswith('/MatMul'):
-            op_type = 'MatMul (other)'
-        rows.append(dict(part=part_of(node, op_type), ms=event['dur'] / 1000))
-    order = [part for part, _, _ in PARTS] + [REST]
+        rows.append(dict(part=part_of(event['name'][:-len(KERNEL_SUFFIX)]),
+                         ms=event['dur'] / 1000))
+    order = [part for part, _ in PARTS] + [REST]
     frame = pd.DataFrame(rows, columns=['part', 'ms']).groupby('part')['ms'].agg(['count', 'sum'])
     frame = frame.reindex(order, fill_value=0).reset_index()
     frame = frame.rename(columns={'index': 'part', 'count': 'nodes', 'sum': 'ms'})
@@ -150,10 +146,9 @@ def main(argv: Optional[List[str]] = None) -> pd.DataFrame:
           f'{"flip test" if args.flip_test else "one pass"}, {args.runs} runs; '
           f'{machine_summary(torch.device("cpu"))}, load (1 min) {os.getloadavg()[0]:.1f}')
     print(frame.to_markdown(index=False, floatfmt='.2f'))
-    overhead = frame.loc[frame['part'] != 'backbone', 'ms'].sum()
-    backbone = frame.loc[frame['part'] == 'backbone', 'ms'].item()
-    print(f'head and neck: {overhead:.2f} ms, {100 * overhead / backbone:+.1f} % over the '
-          'backbone nodes')
+    head_and_neck = frame[frame['part'] != 'backbone'][['ms', 'pct_of_backbone']].sum()
+    print(f'head and neck: {head_and_neck["ms"]:.2f} ms, {head_and_neck["pct_of_backbone"]:+.1f} % '
+          'over the backbone nodes')
     return frame
 
 
